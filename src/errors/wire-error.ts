@@ -1,0 +1,41 @@
+import { WireCode } from "../protocol/wire-codes.js"
+import type { ProxyError } from "./errors.js"
+
+/** What an error looks like on the wire: a code, a safe message, and `retryAfter` for rate limits. */
+export interface WireError {
+  readonly code: WireCode
+  readonly message: string
+  readonly retryAfter?: number
+}
+
+/**
+ * The one place where failures become wire codes and client-facing messages.
+ * Messages use safe fields only: never a store's raw error, never a value
+ * the client sent.
+ */
+export const toWireError = (error: ProxyError): WireError => {
+  switch (error._tag) {
+    case "InvalidRequest":
+      return { code: WireCode.INVALID_REQUEST, message: error.reason }
+    case "OperationUnavailable":
+      return { code: WireCode.INVALID_REQUEST, message: `operation ${error.op} is not available on this server` }
+    case "Unauthorized":
+      return { code: WireCode.UNAUTHORIZED, message: error.reason }
+    case "RateLimited":
+      return { code: WireCode.RATE_LIMITED, message: "rate limit exceeded", retryAfter: error.retryAfter }
+    case "NotFound":
+      return { code: WireCode.NOT_FOUND, message: `${error.what} not found` }
+    case "UnknownVersion":
+      return {
+        code: WireCode.UNKNOWN_VERSION,
+        message: `no common protocol version: client offers ${error.minVersion}..${error.maxVersion}, server supports 1`
+      }
+    case "StoreFailure":
+    case "StoreTimeout":
+      return { code: WireCode.INTERNAL_ERROR, message: "credential store unavailable" }
+    case "ResponseTooLarge":
+      return { code: WireCode.INTERNAL_ERROR, message: "response too large" }
+    case "HandlerDefect":
+      return { code: WireCode.INTERNAL_ERROR, message: "internal error" }
+  }
+}
