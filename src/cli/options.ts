@@ -1,0 +1,27 @@
+import * as Options from "@effect/cli/Options"
+import * as Option from "effect/Option"
+import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
+import { resolveDataDir } from "./data-dir.js"
+
+/** `--data-dir DIR`, shared by every command; resolved with the environment fallbacks. */
+export const dataDir = Options.text("data-dir").pipe(
+  Options.withDescription("data directory (default: $CREDPROXY_HOME, else ${XDG_DATA_HOME:-~/.local/share}/credproxy)"),
+  Options.optional,
+  Options.map((flag) => resolveDataDir(Option.getOrUndefined(flag)))
+)
+
+/** `--bucket B`, absent means "default". */
+export const bucket = Options.text("bucket").pipe(
+  Options.withDescription("bucket of the provider (default: default)"),
+  Options.withDefault("default")
+)
+
+export const logLevel = Options.choice("log-level", LOG_LEVELS).pipe(
+  Options.withDescription("how much to log on stderr"),
+  Options.withDefault("info" as const)
+)
+
+export const logFormat = Options.choice("log-format", ["pretty", "json"] as ReadonlyArray<LogFormat>).pipe(
+  Options.withDescription("pretty for people, json for one JSON object per stderr line"),
+  Options.withDefault("pretty" as const)
+)

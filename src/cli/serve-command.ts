@@ -1,0 +1,74 @@
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as StderrLogger from "../layers/StderrLogger.js"
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT, PROTOCOL_VERSION } from "../protocol/limits.js"
+import { serve } from "../server/serve.js"
+import { type ServeOptions, serverLayer } from "../server/ServeOptions.js"
+import * as shared from "./options.js"
+
+/** The options of `serve`, reused by `exec`. */
+export const serveOptions = {
+  dataDir: shared.dataDir,
+  socketDir: Options.text("socket-dir").pipe(
+    Options.withDescription("directory for the socket (default: $TMPDIR/llxprt-cred-{uid}); must be ours and 0700"),
+    Options.optional
+  ),
+  allow: Options.text("allow").pipe(
+    Options.withDescription("token pattern provider[:bucket] the socket may use, * as wildcard (repeatable)"),
+    Options.repeated
+  ),
+  allowKey: Options.text("allow-key").pipe(
+    Options.withDescription("API key name pattern the socket may read, * as wildcard (repeatable)"),
+    Options.repeated
+  ),
+  rateLimit: Options.integer("rate-limit").pipe(
+    Options.withDescription("requests per second per connection, 0 = off"),
+    Options.withDefault(DEFAULT_RATE_LIMIT)
+  ),
+  maxConnections: Options.integer("max-connections").pipe(
+    Options.withDescription("connections served at once; more are closed at once"),
+    Options.withDefault(DEFAULT_MAX_CONNECTIONS)
+  ),
+  allowUid: Options.integer("allow-uid").pipe(
+    Options.withDescription("another uid that may connect (repeatable), e.g. a container's user"),
+    Options.repeated
+  ),
+  logLevel: shared.logLevel,
+  logFormat: shared.logFormat
+}
+
+type ServeFlags = Command.Command.ParseConfig<typeof serveOptions>
+
+export const toServeOptions = (flags: ServeFlags): ServeOptions => ({
+  dataDir: flags.dataDir,
+  socketDir: Option.getOrUndefined(flags.socketDir),
+  allow: flags.allow,
+  allowKeys: flags.allowKey,
+  rateLimit: flags.rateLimit,
+  maxConnections: flags.maxConnections,
+  allowUids: flags.allowUid
+})
+
+/**
+ * Runs `use` with a started server (its socket path) inside one scope and the
+ * logger the flags ask for; the server stops when `use` ends or is interrupted.
+ */
+export const withServer = <A, E, R>(flags: ServeFlags, use: (socketPath: string) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const layer = yield* serverLayer(toServeOptions(flags))
+    return yield* Effect.scoped(Effect.flatMap(serve, ({ socketPath }) => use(socketPath))).pipe(Effect.provide(layer))
+  }).pipe(Effect.provide(StderrLogger.layer({ level: flags.logLevel, format: flags.logFormat })))
+
+const readyLine = (socketPath: string): string =>
+  `${JSON.stringify({ event: "listening", socket: socketPath, pid: process.pid, protocolVersion: PROTOCOL_VERSION })}\n`
+
+export const serveCommand = Command.make("serve", serveOptions, (flags) =>
+  withServer(flags, (socketPath) =>
+    Effect.zipRight(
+      Effect.sync(() => process.stdout.write(readyLine(socketPath))),
+      Effect.never
+    )
+  )
+).pipe(Command.withDescription("run the credential proxy until SIGINT or SIGTERM"))

@@ -1,0 +1,108 @@
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import { NotFound } from "../errors/errors.js"
+import { UsageError } from "../errors/usage.js"
+import * as FileTokenStore from "../layers/FileTokenStore.js"
+import { describeParseIssue } from "../protocol/parse-issue.js"
+import { OAuthToken, sanitizeToken } from "../protocol/token.js"
+import { type TokenKey, TokenStore } from "../services/TokenStore.js"
+import { requireName } from "./names.js"
+import * as shared from "./options.js"
+import { readStdin } from "./stdin.js"
+
+const provider = Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
+const decodeToken = Schema.decodeUnknownEither(OAuthToken)
+
+const tokenKey = (flags: { readonly provider: string; readonly bucket: string }) =>
+  Effect.all({ provider: requireName(flags.provider, "provider"), bucket: requireName(flags.bucket, "bucket") })
+
+/** Runs a token command against the file store of the resolved data directory. */
+const withStore = <A, E>(dataDir: string, use: (store: typeof TokenStore.Service) => Effect.Effect<A, E>) =>
+  Effect.flatMap(TokenStore, use).pipe(Effect.provide(FileTokenStore.layer(dataDir)))
+
+const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (cause) {
+    return Effect.fail(new UsageError({ reason: `standard input is not valid JSON: ${(cause as Error).message}` }))
+  }
+  return Either.match(decodeToken(json), {
+    onLeft: (error) => Effect.fail(new UsageError({ reason: `token ${describeParseIssue(error.issue)}` })),
+    onRight: Effect.succeed
+  })
+}
+
+const mustExist = (store: typeof TokenStore.Service, key: TokenKey) =>
+  Effect.flatMap(store.getLatest(key), (token) =>
+    token === undefined ? Effect.fail(new NotFound({ what: "token" })) : Effect.succeed(token)
+  )
+
+const importCommand = Command.make(
+  "import",
+  { dataDir: shared.dataDir, bucket: shared.bucket, provider },
+  (flags) =>
+    Effect.gen(function* () {
+      const key = yield* tokenKey(flags)
+      const token = yield* Effect.flatMap(readStdin, parseToken)
+      yield* withStore(flags.dataDir, (store) =>
+        Effect.scoped(Effect.zipRight(store.lock(key), store.save(key, token)))
+      )
+      yield* Console.error(`stored token for ${key.provider}:${key.bucket}`)
+    })
+).pipe(Command.withDescription("read one JSON token from stdin and store it in full"))
+
+const showCommand = Command.make(
+  "show",
+  {
+    dataDir: shared.dataDir,
+    bucket: shared.bucket,
+    reveal: Options.boolean("reveal").pipe(Options.withDescription("include the refresh token")),
+    provider
+  },
+  (flags) =>
+    Effect.gen(function* () {
+      const key = yield* tokenKey(flags)
+      const token = yield* withStore(flags.dataDir, (store) => mustExist(store, key))
+      yield* Console.log(JSON.stringify(flags.reveal ? token : sanitizeToken(token), null, 2))
+    })
+).pipe(Command.withDescription("print the stored token as JSON (without its refresh token unless --reveal)"))
+
+const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
+  withStore(flags.dataDir, (store) =>
+    Effect.gen(function* () {
+      for (const name of yield* store.listProviders) {
+        for (const bucket of yield* store.listBuckets(name)) yield* Console.log(`${name}:${bucket}`)
+      }
+    })
+  )
+).pipe(Command.withDescription("list stored tokens, one provider:bucket a line"))
+
+const removeCommand = Command.make(
+  "remove",
+  { dataDir: shared.dataDir, bucket: shared.bucket, provider },
+  (flags) =>
+    Effect.gen(function* () {
+      const key = yield* tokenKey(flags)
+      yield* withStore(flags.dataDir, (store) =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            yield* store.lock(key)
+            yield* mustExist(store, key)
+            yield* store.remove(key)
+          })
+        )
+      )
+      yield* Console.error(`removed token ${key.provider}:${key.bucket}`)
+    })
+).pipe(Command.withDescription("delete a stored token"))
+
+export const tokenCommand = Command.make("token").pipe(
+  Command.withDescription("manage stored OAuth tokens on the host"),
+  Command.withSubcommands([importCommand, showCommand, listCommand, removeCommand])
+)

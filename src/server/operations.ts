@@ -1,0 +1,241 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import {
+  InvalidRequest,
+  NotFound,
+  OperationUnavailable,
+  type ProxyError,
+  type StoreError,
+  StoreTimeout,
+  Unauthorized
+} from "../errors/errors.js"
+import { DEFAULT_BUCKET } from "../protocol/names.js"
+import { type Operation, OperationPayloads, type PayloadOf } from "../protocol/operations.js"
+import { describeParseIssue } from "../protocol/parse-issue.js"
+import { mergeTokens, sanitizedTokenJson, withoutRefreshToken } from "../protocol/token.js"
+import type { AccessPolicyShape } from "../services/AccessPolicy.js"
+import type { KeyStorageShape } from "../services/KeyStorage.js"
+import type { TokenKey, TokenStoreShape } from "../services/TokenStore.js"
+import { flatMapInline, mapInline, orElseSucceedInline } from "./inline.js"
+
+/** Names a request touches, for the audit line (never a secret). */
+export interface AuditFields {
+  readonly provider?: string
+  readonly bucket?: string
+  readonly key?: string
+}
+
+/** A decoded, authorized request, ready to run: its result is the `data` object as JSON. */
+export interface PreparedRequest {
+  readonly audit: AuditFields
+  readonly result: Effect.Effect<string, ProxyError>
+}
+
+/**
+ * One handler per operation (PROTOCOL.md §6), chosen by one lookup. Each
+ * operation decodes its payload with a precompiled schema decoder, is checked
+ * against the access policy, then runs; nothing touches a store before both
+ * checks pass. Results that are already complete come back as an `Exit`.
+ */
+export interface Operations {
+  readonly prepare: (op: Operation, payload: unknown) => PreparedRequest
+}
+
+export interface OperationDeps {
+  readonly tokens: TokenStoreShape
+  readonly keys: KeyStorageShape
+  readonly policy: AccessPolicyShape
+  readonly storeCallTimeoutMs: number
+}
+
+interface OperationSpec<P> {
+  readonly decode: (payload: unknown) => Either.Either<P, ParseResult.ParseError>
+  readonly audit: (payload: P) => AuditFields
+  /** False when the access policy forbids the request. */
+  readonly authorize: (payload: P) => boolean
+  readonly run: (payload: P) => Effect.Effect<string, ProxyError>
+}
+
+const EMPTY_OBJECT_JSON = "{}"
+const denied = Exit.fail(new Unauthorized({ reason: "not allowed by the access policy" }))
+
+const tokenKey = (payload: { readonly provider: string; readonly bucket?: string | undefined }): TokenKey => ({
+  provider: payload.provider,
+  bucket: payload.bucket ?? DEFAULT_BUCKET
+})
+
+const tokenAudit = (payload: { readonly provider: string; readonly bucket?: string | undefined }): AuditFields => ({
+  provider: payload.provider,
+  bucket: payload.bucket ?? DEFAULT_BUCKET
+})
+
+export const makeOperations = (deps: OperationDeps): Operations => {
+  const { tokens, keys, policy } = deps
+  const timeout = Duration.millis(deps.storeCallTimeoutMs)
+
+  /** The host-side deadline of one store call (§10); completed results stay inline. */
+  const storeCall =
+    (operation: string) =>
+    <A, R>(call: Effect.Effect<A, StoreError, R>): Effect.Effect<A, StoreError, R> =>
+      Exit.isExit(call)
+        ? call
+        : Effect.timeoutFail(call, { duration: timeout, onTimeout: () => new StoreTimeout({ operation }) })
+
+  const getToken = (key: TokenKey) =>
+    flatMapInline(storeCall("get token")(tokens.get(key)), (token) =>
+      token === undefined ? Exit.fail(new NotFound({ what: "token" })) : Exit.succeed(token)
+    )
+
+  const keyJsonCache = new Map<string, { readonly value: string; readonly json: string }>()
+  const keyJson = (name: string, value: string): string => {
+    const cached = keyJsonCache.get(name)
+    if (cached !== undefined && cached.value === value) return cached.json
+    if (keyJsonCache.size > 1024) keyJsonCache.clear()
+    const json = JSON.stringify({ key: value })
+    keyJsonCache.set(name, { value, json })
+    return json
+  }
+
+  const spec = <Op extends Operation>(
+    op: Op,
+    handler: Omit<OperationSpec<PayloadOf<Op>>, "decode">
+  ): OperationSpec<PayloadOf<Op>> => ({
+    decode: Schema.decodeUnknownEither(OperationPayloads[op] as Schema.Schema<PayloadOf<Op>, unknown>),
+    ...handler
+  })
+
+  const notYet = <Op extends Operation>(op: Op) =>
+    spec(op, {
+      audit: () => ({}),
+      authorize: () => true,
+      run: () => Exit.fail(new OperationUnavailable({ op }))
+    })
+
+  const specs: { readonly [Op in Operation]: OperationSpec<PayloadOf<Op>> } = {
+    get_token: spec("get_token", {
+      audit: tokenAudit,
+      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+      run: (p) => mapInline(getToken(tokenKey(p)), sanitizedTokenJson)
+    }),
+
+    save_token: spec("save_token", {
+      audit: tokenAudit,
+      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+      run: (p) => {
+        const key = tokenKey(p)
+        const incoming = withoutRefreshToken(p.token)
+        return Effect.scoped(
+          Effect.gen(function* () {
+            yield* storeCall("lock token")(tokens.lock(key))
+            const stored = yield* storeCall("read token")(tokens.getLatest(key))
+            yield* storeCall("save token")(tokens.save(key, mergeTokens(stored, incoming)))
+            return EMPTY_OBJECT_JSON
+          })
+        )
+      }
+    }),
+
+    remove_token: spec("remove_token", {
+      audit: tokenAudit,
+      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+      run: (p) => {
+        const key = tokenKey(p)
+        return Effect.scoped(
+          Effect.zipRight(
+            storeCall("lock token")(tokens.lock(key)),
+            Effect.as(storeCall("remove token")(tokens.remove(key)), EMPTY_OBJECT_JSON)
+          )
+        )
+      }
+    }),
+
+    list_providers: spec("list_providers", {
+      audit: () => ({}),
+      authorize: () => true,
+      run: () =>
+        orElseSucceedInline(
+          flatMapInline(storeCall("list providers")(tokens.listProviders), (providers) =>
+            Effect.filter(providers, (provider) =>
+              policy.allowsEveryBucket(provider)
+                ? Effect.succeed(true)
+                : policy.allowsProvider(provider)
+                  ? Effect.map(storeCall("list buckets")(tokens.listBuckets(provider)), (buckets) =>
+                      buckets.some((bucket) => policy.allowsToken(provider, bucket))
+                    )
+                  : Effect.succeed(false)
+            )
+          ),
+          []
+        ).pipe((listed) => mapInline(listed, (providers) => JSON.stringify({ providers })))
+    }),
+
+    list_buckets: spec("list_buckets", {
+      audit: (p) => ({ provider: p.provider }),
+      authorize: (p) => policy.allowsProvider(p.provider),
+      run: (p) =>
+        mapInline(
+          orElseSucceedInline(storeCall("list buckets")(tokens.listBuckets(p.provider)), []),
+          (buckets) => JSON.stringify({ buckets: buckets.filter((b) => policy.allowsToken(p.provider, b)) })
+        )
+    }),
+
+    get_bucket_stats: spec("get_bucket_stats", {
+      audit: tokenAudit,
+      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+      run: (p) => {
+        const key = tokenKey(p)
+        return mapInline(getToken(key), () => JSON.stringify({ bucket: key.bucket, requestCount: 0, percentage: 0 }))
+      }
+    }),
+
+    get_api_key: spec("get_api_key", {
+      audit: (p) => ({ key: p.name }),
+      authorize: (p) => policy.allowsKey(p.name),
+      run: (p) =>
+        flatMapInline(storeCall("get api key")(keys.get(p.name)), (value) =>
+          value === undefined ? Exit.fail(new NotFound({ what: "api key" })) : Exit.succeed(keyJson(p.name, value))
+        )
+    }),
+
+    has_api_key: spec("has_api_key", {
+      audit: (p) => ({ key: p.name }),
+      authorize: (p) => policy.allowsKey(p.name),
+      run: (p) =>
+        mapInline(storeCall("check api key")(keys.has(p.name)), (exists) =>
+          exists ? '{"exists":true}' : '{"exists":false}'
+        )
+    }),
+
+    list_api_keys: spec("list_api_keys", {
+      audit: () => ({}),
+      authorize: () => true,
+      run: () =>
+        mapInline(orElseSucceedInline(storeCall("list api keys")(keys.list), []), (names) =>
+          JSON.stringify({ keys: names.filter(policy.allowsKey) })
+        )
+    }),
+
+    refresh_token: notYet("refresh_token"),
+    oauth_initiate: notYet("oauth_initiate"),
+    oauth_exchange: notYet("oauth_exchange"),
+    oauth_poll: notYet("oauth_poll"),
+    oauth_cancel: notYet("oauth_cancel")
+  }
+
+  return {
+    prepare: (op, payload) => {
+      const operation = specs[op] as OperationSpec<unknown>
+      const decoded = operation.decode(payload === undefined ? {} : payload)
+      if (Either.isLeft(decoded)) {
+        return { audit: {}, result: Exit.fail(new InvalidRequest({ reason: describeParseIssue(decoded.left.issue) })) }
+      }
+      const audit = operation.audit(decoded.right)
+      if (!operation.authorize(decoded.right)) return { audit, result: denied }
+      return { audit, result: operation.run(decoded.right) }
+    }
+  }
+}

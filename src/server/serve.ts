@@ -1,0 +1,109 @@
+import type * as net from "node:net"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import type * as Scope from "effect/Scope"
+import type { ServerStartError } from "../errors/startup.js"
+import { AccessPolicy } from "../services/AccessPolicy.js"
+import { AuditLog } from "../services/AuditLog.js"
+import { KeyStorage } from "../services/KeyStorage.js"
+import { PeerVerifier } from "../services/PeerVerifier.js"
+import { RateLimiter } from "../services/RateLimiter.js"
+import { TokenStore } from "../services/TokenStore.js"
+import { Connection, type ConnectionContext } from "./connection.js"
+import { startDeadlineWatch } from "./deadline-watch.js"
+import { listen, removeSocketFile } from "./listener.js"
+import { makeOperations } from "./operations.js"
+import { ServerConfig } from "./ServerConfig.js"
+import { chooseSocketPath, defaultSocketDir, prepareSocketDir } from "./socket-path.js"
+
+/** A running server: where it listens. It runs until the scope it was started in closes. */
+export interface RunningServer {
+  readonly socketPath: string
+}
+
+export type ServerServices = TokenStore | KeyStorage | AccessPolicy | RateLimiter | PeerVerifier | AuditLog | ServerConfig
+
+/**
+ * The credential proxy server as a scoped program. Acquisition order sets the
+ * stop order (finalizers run in reverse): stop accepting → drain requests in
+ * flight (up to the drain deadline, on the Effect Clock) → interrupt the rest
+ * → close every connection → remove the socket file.
+ */
+export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope | ServerServices> = Effect.gen(
+  function* () {
+    const config = yield* ServerConfig
+    const audit = yield* AuditLog
+    const peers = yield* PeerVerifier
+    const limiter = yield* RateLimiter
+    const operations = makeOperations({
+      tokens: yield* TokenStore,
+      keys: yield* KeyStorage,
+      policy: yield* AccessPolicy,
+      storeCallTimeoutMs: config.storeCallTimeoutMs
+    })
+
+    const dir = yield* prepareSocketDir(config.socketDir ?? defaultSocketDir())
+    const socketPath = yield* chooseSocketPath(dir)
+    yield* Effect.addFinalizer(() => removeSocketFile(socketPath))
+
+    const connections = new Set<Connection>()
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const connection of connections) connection.destroy()
+      })
+    )
+
+    const requests = yield* FiberSet.make<unknown, unknown>()
+    const fork = yield* FiberSet.runtime(requests)<never>()
+    const deadlines = yield* startDeadlineWatch
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        for (const connection of connections) connection.stopReading()
+        const pending = yield* FiberSet.size(requests)
+        if (pending > 0) {
+          audit.event("Info", "draining requests in flight", { requests: pending })
+          yield* FiberSet.awaitEmpty(requests).pipe(Effect.timeout(Duration.millis(config.shutdownDrainMs)), Effect.ignore)
+        }
+      })
+    )
+
+    const context: ConnectionContext = {
+      operations,
+      audit,
+      deadlines,
+      fork: (effect) => fork(effect),
+      maxFrameBytes: config.maxFrameBytes,
+      maxInFlight: config.maxInFlightPerConnection,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      partialFrameTimeoutMs: config.partialFrameTimeoutMs,
+      onClosed: (connection) => connections.delete(connection)
+    }
+
+    /** The accept path reads top to bottom: ask the kernel who it is, enforce the cap, then allocate state. */
+    const accept = (socket: net.Socket): void => {
+      const peer = peers.verify(socket)
+      if (peer._tag === "Rejected") {
+        audit.event("Warning", "connection refused: peer uid not allowed", {
+          peerUid: peer.uid,
+          serverUid: peer.expectedUid,
+          ...(peer.pid === undefined ? {} : { peerPid: peer.pid })
+        })
+        socket.destroy()
+        return
+      }
+      if (connections.size >= config.maxConnections) {
+        audit.event("Warning", "connection refused: too many connections", { limit: config.maxConnections })
+        socket.destroy()
+        return
+      }
+      if (peer.pid !== undefined) audit.event("Debug", "connection accepted", { peerPid: peer.pid })
+      connections.add(new Connection(socket, context, limiter.forConnection()))
+    }
+
+    yield* listen(socketPath, accept)
+    audit.event("Info", "listening", { socket: socketPath })
+    return { socketPath }
+  }
+)
