@@ -1,7 +1,8 @@
 // Bundles the CLI (and the library entry points) with esbuild: loading Effect's
 // many ES modules one by one costs 0.4-0.9 s per start here; one file does not.
-import { build } from "esbuild"
+
 import { existsSync } from "node:fs"
+import { build } from "esbuild"
 
 const entries = { cli: "src/cli/main.ts", index: "src/index.ts" }
 const entryPoints = Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file)))
@@ -19,7 +20,9 @@ await build({
   // koffi carries native binaries resolved at run time; it stays a real dependency.
   external: ["koffi"],
   // CommonJS dependencies (proper-lockfile) call require() for Node built-ins.
-  banner: { js: 'import { createRequire as __credproxyRequire } from "node:module"; const require = __credproxyRequire(import.meta.url);' },
+  banner: {
+    js: 'import { createRequire as __credproxyRequire } from "node:module"; const require = __credproxyRequire(import.meta.url);'
+  },
   sourcemap: true,
   minifySyntax: true,
   logLevel: "warning"

@@ -5,6 +5,9 @@ import * as path from "node:path"
 export const resolveDataDir = (flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string => {
   if (flag !== undefined && flag !== "") return path.resolve(flag)
   if (env.CREDPROXY_HOME !== undefined && env.CREDPROXY_HOME !== "") return path.resolve(env.CREDPROXY_HOME)
-  const xdg = env.XDG_DATA_HOME !== undefined && env.XDG_DATA_HOME !== "" ? env.XDG_DATA_HOME : path.join(os.homedir(), ".local", "share")
+  const xdg =
+    env.XDG_DATA_HOME !== undefined && env.XDG_DATA_HOME !== ""
+      ? env.XDG_DATA_HOME
+      : path.join(os.homedir(), ".local", "share")
   return path.resolve(xdg, "credproxy")
 }

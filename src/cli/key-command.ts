@@ -23,7 +23,9 @@ const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags
     const keyName = yield* requireName(flags.name, "key name")
     const value = dropTrailingNewline(yield* readStdin)
     if (value === "") {
-      return yield* new UsageError({ reason: "no key on standard input; pipe the key in, e.g. printf %s \"$KEY\" | credproxy key set NAME" })
+      return yield* new UsageError({
+        reason: 'no key on standard input; pipe the key in, e.g. printf %s "$KEY" | credproxy key set NAME'
+      })
     }
     yield* withKeys(flags.dataDir, (keys) => keys.set(keyName, value))
     yield* Console.error(`stored API key ${keyName}`)
@@ -31,7 +33,9 @@ const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags
 ).pipe(Command.withDescription("read an API key from stdin and store it (one trailing newline dropped)"))
 
 const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
-  withKeys(flags.dataDir, (keys) => Effect.flatMap(keys.list, (names) => Effect.forEach(names, (n) => Console.log(n))))
+  withKeys(flags.dataDir, (keys) =>
+    Effect.flatMap(keys.list, (names) => Effect.forEach(names, (n) => Console.log(n)))
+  )
 ).pipe(Command.withDescription("list stored API key names, one a line"))
 
 const removeCommand = Command.make("remove", { dataDir: shared.dataDir, name }, (flags) =>

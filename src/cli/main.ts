@@ -67,7 +67,11 @@ const exitStatus = (exit: Exit.Exit<unknown, unknown>): number => {
 const main = (): void => {
   const fiber = Effect.runFork(cli(process.argv).pipe(Effect.provide(platform)))
   let signalled = false
+  let status: number | undefined
+  // The handler stays installed until the process exits: a signal that lands
+  // after the command finished must not kill the process with that signal.
   const onSignal = () => {
+    if (status !== undefined) process.exit(status)
     if (signalled) process.exit(EXIT_OK)
     signalled = true
     fiber.unsafeInterruptAsFork(fiber.id())
@@ -75,9 +79,8 @@ const main = (): void => {
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
   fiber.addObserver((exit) => {
-    process.removeListener("SIGINT", onSignal)
-    process.removeListener("SIGTERM", onSignal)
-    process.exitCode = exitStatus(exit)
+    status = exitStatus(exit)
+    process.exitCode = status
   })
 }
 

@@ -5,7 +5,9 @@ import { resolveDataDir } from "./data-dir.js"
 
 /** `--data-dir DIR`, shared by every command; resolved with the environment fallbacks. */
 export const dataDir = Options.text("data-dir").pipe(
-  Options.withDescription("data directory (default: $CREDPROXY_HOME, else ${XDG_DATA_HOME:-~/.local/share}/credproxy)"),
+  Options.withDescription(
+    "data directory (default: $CREDPROXY_HOME, else $XDG_DATA_HOME/credproxy, else ~/.local/share/credproxy)"
+  ),
   Options.optional,
   Options.map((flag) => resolveDataDir(Option.getOrUndefined(flag)))
 )

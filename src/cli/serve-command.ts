@@ -4,15 +4,17 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as StderrLogger from "../layers/StderrLogger.js"
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT, PROTOCOL_VERSION } from "../protocol/limits.js"
-import { serve } from "../server/serve.js"
 import { type ServeOptions, serverLayer } from "../server/ServeOptions.js"
+import { serve } from "../server/serve.js"
 import * as shared from "./options.js"
 
 /** The options of `serve`, reused by `exec`. */
 export const serveOptions = {
   dataDir: shared.dataDir,
   socketDir: Options.text("socket-dir").pipe(
-    Options.withDescription("directory for the socket (default: $TMPDIR/llxprt-cred-{uid}); must be ours and 0700"),
+    Options.withDescription(
+      "directory for the socket (default: $TMPDIR/llxprt-cred-{uid}); must be ours and 0700"
+    ),
     Options.optional
   ),
   allow: Options.text("allow").pipe(
@@ -58,7 +60,9 @@ export const toServeOptions = (flags: ServeFlags): ServeOptions => ({
 export const withServer = <A, E, R>(flags: ServeFlags, use: (socketPath: string) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const layer = yield* serverLayer(toServeOptions(flags))
-    return yield* Effect.scoped(Effect.flatMap(serve, ({ socketPath }) => use(socketPath))).pipe(Effect.provide(layer))
+    return yield* Effect.scoped(Effect.flatMap(serve, ({ socketPath }) => use(socketPath))).pipe(
+      Effect.provide(layer)
+    )
   }).pipe(Effect.provide(StderrLogger.layer({ level: flags.logLevel, format: flags.logFormat })))
 
 const readyLine = (socketPath: string): string =>

@@ -19,7 +19,10 @@ const provider = Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("prov
 const decodeToken = Schema.decodeUnknownEither(OAuthToken)
 
 const tokenKey = (flags: { readonly provider: string; readonly bucket: string }) =>
-  Effect.all({ provider: requireName(flags.provider, "provider"), bucket: requireName(flags.bucket, "bucket") })
+  Effect.all({
+    provider: requireName(flags.provider, "provider"),
+    bucket: requireName(flags.bucket, "bucket")
+  })
 
 /** Runs a token command against the file store of the resolved data directory. */
 const withStore = <A, E>(dataDir: string, use: (store: typeof TokenStore.Service) => Effect.Effect<A, E>) =>
@@ -30,7 +33,9 @@ const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
   try {
     json = JSON.parse(text)
   } catch (cause) {
-    return Effect.fail(new UsageError({ reason: `standard input is not valid JSON: ${(cause as Error).message}` }))
+    return Effect.fail(
+      new UsageError({ reason: `standard input is not valid JSON: ${(cause as Error).message}` })
+    )
   }
   return Either.match(decodeToken(json), {
     onLeft: (error) => Effect.fail(new UsageError({ reason: `token ${describeParseIssue(error.issue)}` })),

@@ -18,7 +18,10 @@ export const toWireError = (error: ProxyError): WireError => {
     case "InvalidRequest":
       return { code: WireCode.INVALID_REQUEST, message: error.reason }
     case "OperationUnavailable":
-      return { code: WireCode.INVALID_REQUEST, message: `operation ${error.op} is not available on this server` }
+      return {
+        code: WireCode.INVALID_REQUEST,
+        message: `operation ${error.op} is not available on this server`
+      }
     case "Unauthorized":
       return { code: WireCode.UNAUTHORIZED, message: error.reason }
     case "RateLimited":

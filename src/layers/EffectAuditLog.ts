@@ -3,7 +3,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import * as Runtime from "effect/Runtime"
-import { AuditLog, type AuditLevel, type AuditLogShape } from "../services/AuditLog.js"
+import { type AuditLevel, AuditLog, type AuditLogShape } from "../services/AuditLog.js"
 
 const levels: Record<AuditLevel, LogLevel.LogLevel> = {
   Error: LogLevel.Error,
@@ -23,7 +23,9 @@ export const make: Effect.Effect<AuditLogShape> = Effect.gen(function* () {
   const run = Runtime.runSync(runtime)
   const enabled = (level: LogLevel.LogLevel) => LogLevel.greaterThanEqual(level, minimum)
   const log = (level: LogLevel.LogLevel, message: string, fields?: Readonly<Record<string, unknown>>) =>
-    run(Effect.logWithLevel(level, message).pipe(fields === undefined ? (e) => e : Effect.annotateLogs(fields)))
+    run(
+      Effect.logWithLevel(level, message).pipe(fields === undefined ? (e) => e : Effect.annotateLogs(fields))
+    )
   return {
     requestsEnabled: enabled(LogLevel.Debug),
     request: (entry) => {

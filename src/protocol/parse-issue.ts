@@ -1,18 +1,26 @@
+import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as AST from "effect/SchemaAST"
-import * as Option from "effect/Option"
 
 /**
  * Turns a schema failure into a short message that names the field and what
  * was expected, but never echoes the value received (it may be a secret).
  */
-export const describeParseIssue = (issue: ParseResult.ParseIssue, path: ReadonlyArray<PropertyKey> = []): string => {
+export const describeParseIssue = (
+  issue: ParseResult.ParseIssue,
+  path: ReadonlyArray<PropertyKey> = []
+): string => {
   switch (issue._tag) {
     case "Pointer":
-      return describeParseIssue(issue.issue, [...path, ...(Array.isArray(issue.path) ? issue.path : [issue.path])])
+      return describeParseIssue(issue.issue, [
+        ...path,
+        ...(Array.isArray(issue.path) ? issue.path : [issue.path])
+      ])
     case "Composite": {
       const first = Array.isArray(issue.issues) ? issue.issues[0] : issue.issues
-      return first === undefined ? at(path, "is invalid") : describeParseIssue(first as ParseResult.ParseIssue, path)
+      return first === undefined
+        ? at(path, "is invalid")
+        : describeParseIssue(first as ParseResult.ParseIssue, path)
     }
     case "Refinement": {
       if (issue.kind === "From") return describeParseIssue(issue.issue, path)

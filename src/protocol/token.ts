@@ -7,7 +7,9 @@ import * as Schema from "effect/Schema"
 export const OAuthToken = Schema.Struct(
   {
     access_token: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
-    expiry: Schema.Number.pipe(Schema.finite({ message: () => "must be a finite number (seconds since the epoch)" })),
+    expiry: Schema.Number.pipe(
+      Schema.finite({ message: () => "must be a finite number (seconds since the epoch)" })
+    ),
     token_type: Schema.String,
     refresh_token: Schema.optional(Schema.String),
     scope: Schema.optional(Schema.NullOr(Schema.String))

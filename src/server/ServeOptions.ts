@@ -5,9 +5,9 @@ import * as EffectAuditLog from "../layers/EffectAuditLog.js"
 import * as FileKeyStorage from "../layers/FileKeyStorage.js"
 import * as FileTokenStore from "../layers/FileTokenStore.js"
 import * as PeerVerifierNative from "../layers/PeerVerifierNative.js"
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT } from "../protocol/limits.js"
 import * as AccessPolicy from "../services/AccessPolicy.js"
 import * as RateLimiter from "../services/RateLimiter.js"
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT } from "../protocol/limits.js"
 import * as ServerConfig from "./ServerConfig.js"
 
 /** What `credproxy serve` and the embedding API accept (PROTOCOL.md §13, §15). */
@@ -50,13 +50,18 @@ export const serverLayer = (options: ServeOptions) =>
       options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       "--max-connections"
     )
-    const allowUids = yield* Either.all((options.allowUids ?? []).map((uid) => nonNegativeInteger(uid, "--allow-uid")))
+    const allowUids = yield* Either.all(
+      (options.allowUids ?? []).map((uid) => nonNegativeInteger(uid, "--allow-uid"))
+    )
     return Layer.mergeAll(
       FileTokenStore.layer(options.dataDir),
       FileKeyStorage.layer(options.dataDir),
       AccessPolicy.layer(tokenPatterns, keyPatterns),
       RateLimiter.layer(rateLimit),
-      ServerConfig.layer({ maxConnections, ...(options.socketDir === undefined ? {} : { socketDir: options.socketDir }) }),
+      ServerConfig.layer({
+        maxConnections,
+        ...(options.socketDir === undefined ? {} : { socketDir: options.socketDir })
+      }),
       PeerVerifierNative.layer({ allowUids })
     ).pipe(Layer.provideMerge(EffectAuditLog.layer))
   })

@@ -1,6 +1,6 @@
 import type * as net from "node:net"
 import * as Cause from "effect/Cause"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
@@ -56,7 +56,9 @@ const parseJsonObject = (bytes: Buffer): JsonObject | undefined => {
   } catch {
     return undefined
   }
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as JsonObject) : undefined
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as JsonObject)
+    : undefined
 }
 
 /**
@@ -96,13 +98,17 @@ export class Connection implements Expirable {
 
   /** The earliest pending deadline: handshake, or completion of a started frame. */
   get deadline(): number {
-    const partial = this.partialSince < 0 ? Number.POSITIVE_INFINITY : this.partialSince + this.ctx.partialFrameTimeoutMs
+    const partial =
+      this.partialSince < 0 ? Number.POSITIVE_INFINITY : this.partialSince + this.ctx.partialFrameTimeoutMs
     return Math.min(this.handshaken ? Number.POSITIVE_INFINITY : this.handshakeDeadline, partial)
   }
 
   expire(): void {
     if (this.closed) return
-    this.ctx.audit.event("Info", this.handshaken ? "partial frame timed out; closing" : "handshake timed out; closing")
+    this.ctx.audit.event(
+      "Info",
+      this.handshaken ? "partial frame timed out; closing" : "handshake timed out; closing"
+    )
     this.destroy()
   }
 
@@ -186,15 +192,20 @@ export class Connection implements Expirable {
     const message = parseJsonObject(bytes)
     if (message === undefined) {
       this.ctx.audit.event("Info", "first frame is not a JSON object; closing")
-      return this.destroy()
+      this.destroy()
+      return
     }
     const decoded = decodeHandshake(message)
     if (Either.isLeft(decoded)) {
-      return this.refuseHandshake(new InvalidRequest({ reason: `handshake ${describeParseIssue(decoded.left.issue)}` }))
+      this.refuseHandshake(
+        new InvalidRequest({ reason: `handshake ${describeParseIssue(decoded.left.issue)}` })
+      )
+      return
     }
     const { minVersion, maxVersion } = decoded.right.payload
     if (minVersion > PROTOCOL_VERSION || maxVersion < PROTOCOL_VERSION) {
-      return this.refuseHandshake(new UnknownVersion({ minVersion, maxVersion }))
+      this.refuseHandshake(new UnknownVersion({ minVersion, maxVersion }))
+      return
     }
     this.handshaken = true
     this.send(handshakeOkJson(PROTOCOL_VERSION))
@@ -213,17 +224,31 @@ export class Connection implements Expirable {
     const id = message !== undefined && isUsableId(message.id) ? message.id : undefined
     const op = message !== undefined && isOperation(message.op) ? message.op : "unknown"
     const retryAfter = this.rateLimit.take()
-    if (retryAfter > 0) return this.reject(id, op, new RateLimited({ retryAfter }), started)
-    if (message === undefined) return this.reject(undefined, op, NOT_AN_OBJECT, started)
-    if (id === undefined) return this.reject(undefined, op, UNUSABLE_ID, started)
+    if (retryAfter > 0) {
+      this.reject(id, op, new RateLimited({ retryAfter }), started)
+      return
+    }
+    if (message === undefined) {
+      this.reject(undefined, op, NOT_AN_OBJECT, started)
+      return
+    }
+    if (id === undefined) {
+      this.reject(undefined, op, UNUSABLE_ID, started)
+      return
+    }
     const envelope = decodeEnvelope(message)
     if (Either.isLeft(envelope)) {
-      return this.reject(id, op, new InvalidRequest({ reason: describeParseIssue(envelope.left.issue) }), started)
+      this.reject(id, op, new InvalidRequest({ reason: describeParseIssue(envelope.left.issue) }), started)
+      return
     }
-    if (op === "unknown") return this.reject(id, op, UNKNOWN_OPERATION, started)
+    if (op === "unknown") {
+      this.reject(id, op, UNKNOWN_OPERATION, started)
+      return
+    }
     const request = this.ctx.operations.prepare(op, envelope.right.payload)
     if (Exit.isExit(request.result)) {
-      return this.answer(id, op, request.audit, request.result as Exit.Exit<string, ProxyError>, started)
+      this.answer(id, op, request.audit, request.result as Exit.Exit<string, ProxyError>, started)
+      return
     }
     this.inFlight++
     const fiber = this.ctx.fork(request.result)
@@ -241,14 +266,30 @@ export class Connection implements Expirable {
     this.finish(op, {}, wire.code, failureJson(id, wire), started)
   }
 
-  private answer(id: string, op: string, audit: AuditFields, exit: Exit.Exit<string, ProxyError>, started: number): void {
-    if (Exit.isSuccess(exit)) return this.finish(op, audit, "ok", successJson(id, exit.value), started, id)
+  private answer(
+    id: string,
+    op: string,
+    audit: AuditFields,
+    exit: Exit.Exit<string, ProxyError>,
+    started: number
+  ): void {
+    if (Exit.isSuccess(exit)) {
+      this.finish(op, audit, "ok", successJson(id, exit.value), started, id)
+      return
+    }
     const wire = toWireError(this.failureOf(exit.cause, op))
     this.finish(op, audit, wire.code, failureJson(id, wire), started)
   }
 
   /** Sends one answer (never one over the frame limit) and writes its audit line. */
-  private finish(op: string, audit: AuditFields, outcome: string, json: string, started: number, id?: string): void {
+  private finish(
+    op: string,
+    audit: AuditFields,
+    outcome: string,
+    json: string,
+    started: number,
+    id?: string
+  ): void {
     let reply = json
     let result = outcome
     const bytes = Buffer.byteLength(reply)
@@ -259,7 +300,12 @@ export class Connection implements Expirable {
     }
     if (!this.closed) this.send(reply)
     if (this.ctx.audit.requestsEnabled) {
-      this.ctx.audit.request({ op, ...audit, outcome: result, durationMs: this.ctx.deadlines.now() - started })
+      this.ctx.audit.request({
+        op,
+        ...audit,
+        outcome: result,
+        durationMs: this.ctx.deadlines.now() - started
+      })
     }
   }
 
@@ -268,7 +314,11 @@ export class Connection implements Expirable {
     if (Option.isSome(failure)) {
       const error = failure.value
       if (error._tag === "StoreFailure" || error._tag === "StoreTimeout") {
-        this.ctx.audit.event("Error", "store call failed", { op, error: error._tag, operation: error.operation })
+        this.ctx.audit.event("Error", "store call failed", {
+          op,
+          error: error._tag,
+          operation: error.operation
+        })
       }
       return error
     }

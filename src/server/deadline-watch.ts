@@ -1,4 +1,4 @@
-import * as Clock from "effect/Clock"
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
@@ -54,6 +54,9 @@ export const SWEEP_INTERVAL = Duration.millis(100)
 
 export const startDeadlineWatch: Effect.Effect<DeadlineWatch, never, Scope.Scope> = Effect.gen(function* () {
   const watch = new DeadlineWatch(yield* Effect.clock)
-  yield* Effect.sync(() => watch.sweep()).pipe(Effect.repeat(Schedule.spaced(SWEEP_INTERVAL)), Effect.forkScoped)
+  yield* Effect.sync(() => watch.sweep()).pipe(
+    Effect.repeat(Schedule.spaced(SWEEP_INTERVAL)),
+    Effect.forkScoped
+  )
   return watch
 })

@@ -63,12 +63,18 @@ interface OperationSpec<P> {
 const EMPTY_OBJECT_JSON = "{}"
 const denied = Exit.fail(new Unauthorized({ reason: "not allowed by the access policy" }))
 
-const tokenKey = (payload: { readonly provider: string; readonly bucket?: string | undefined }): TokenKey => ({
+const tokenKey = (payload: {
+  readonly provider: string
+  readonly bucket?: string | undefined
+}): TokenKey => ({
   provider: payload.provider,
   bucket: payload.bucket ?? DEFAULT_BUCKET
 })
 
-const tokenAudit = (payload: { readonly provider: string; readonly bucket?: string | undefined }): AuditFields => ({
+const tokenAudit = (payload: {
+  readonly provider: string
+  readonly bucket?: string | undefined
+}): AuditFields => ({
   provider: payload.provider,
   bucket: payload.bucket ?? DEFAULT_BUCKET
 })
@@ -188,7 +194,9 @@ export const makeOperations = (deps: OperationDeps): Operations => {
       authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
       run: (p) => {
         const key = tokenKey(p)
-        return mapInline(getToken(key), () => JSON.stringify({ bucket: key.bucket, requestCount: 0, percentage: 0 }))
+        return mapInline(getToken(key), () =>
+          JSON.stringify({ bucket: key.bucket, requestCount: 0, percentage: 0 })
+        )
       }
     }),
 
@@ -197,7 +205,9 @@ export const makeOperations = (deps: OperationDeps): Operations => {
       authorize: (p) => policy.allowsKey(p.name),
       run: (p) =>
         flatMapInline(storeCall("get api key")(keys.get(p.name)), (value) =>
-          value === undefined ? Exit.fail(new NotFound({ what: "api key" })) : Exit.succeed(keyJson(p.name, value))
+          value === undefined
+            ? Exit.fail(new NotFound({ what: "api key" }))
+            : Exit.succeed(keyJson(p.name, value))
         )
     }),
 
@@ -231,7 +241,10 @@ export const makeOperations = (deps: OperationDeps): Operations => {
       const operation = specs[op] as OperationSpec<unknown>
       const decoded = operation.decode(payload === undefined ? {} : payload)
       if (Either.isLeft(decoded)) {
-        return { audit: {}, result: Exit.fail(new InvalidRequest({ reason: describeParseIssue(decoded.left.issue) })) }
+        return {
+          audit: {},
+          result: Exit.fail(new InvalidRequest({ reason: describeParseIssue(decoded.left.issue) }))
+        }
       }
       const audit = operation.audit(decoded.right)
       if (!operation.authorize(decoded.right)) return { audit, result: denied }

@@ -22,7 +22,14 @@ export interface RunningServer {
   readonly socketPath: string
 }
 
-export type ServerServices = TokenStore | KeyStorage | AccessPolicy | RateLimiter | PeerVerifier | AuditLog | ServerConfig
+export type ServerServices =
+  | TokenStore
+  | KeyStorage
+  | AccessPolicy
+  | RateLimiter
+  | PeerVerifier
+  | AuditLog
+  | ServerConfig
 
 /**
  * The credential proxy server as a scoped program. Acquisition order sets the
@@ -64,7 +71,11 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
         const pending = yield* FiberSet.size(requests)
         if (pending > 0) {
           audit.event("Info", "draining requests in flight", { requests: pending })
-          yield* FiberSet.awaitEmpty(requests).pipe(Effect.timeout(Duration.millis(config.shutdownDrainMs)), Effect.ignore)
+          // Finalizers run uninterruptibly; the wait must be interruptible for the deadline to cut it short.
+          yield* Effect.interruptible(FiberSet.awaitEmpty(requests)).pipe(
+            Effect.timeout(Duration.millis(config.shutdownDrainMs)),
+            Effect.ignore
+          )
         }
       })
     )

@@ -11,7 +11,8 @@ export const MAX_SOCKET_PATH_BYTES = process.platform === "darwin" ? 103 : 107
 
 const currentUid = (): number => process.getuid?.() ?? -1
 
-export const defaultSocketDir = (): string => path.join(fs.realpathSync(os.tmpdir()), `llxprt-cred-${currentUid()}`)
+export const defaultSocketDir = (): string =>
+  path.join(fs.realpathSync(os.tmpdir()), `llxprt-cred-${currentUid()}`)
 
 /**
  * Makes sure the socket directory exists and belongs to us alone (PROTOCOL.md
@@ -22,7 +23,10 @@ export const prepareSocketDir = (dir: string): Effect.Effect<string, ServerStart
   Effect.try({
     try: () => checkSocketDir(path.resolve(dir)),
     catch: (cause) =>
-      new ServerStartError({ reason: `cannot prepare socket directory ${dir}: ${(cause as Error).message}`, cause })
+      new ServerStartError({
+        reason: `cannot prepare socket directory ${dir}: ${(cause as Error).message}`,
+        cause
+      })
   }).pipe(
     Effect.flatMap(
       Either.match({

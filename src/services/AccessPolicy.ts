@@ -42,7 +42,8 @@ export const parseTokenPattern = (spec: string): Either.Either<TokenPattern, str
   })
 }
 
-export const parseKeyPattern = (spec: string): Either.Either<string, string> => parsePart(spec, "key name", spec)
+export const parseKeyPattern = (spec: string): Either.Either<string, string> =>
+  parsePart(spec, "key name", spec)
 
 const matches = (pattern: string, value: string): boolean => pattern === WILDCARD || pattern === value
 

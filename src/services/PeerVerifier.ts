@@ -1,5 +1,5 @@
-import * as Context from "effect/Context"
 import type * as net from "node:net"
+import * as Context from "effect/Context"
 
 /** What the kernel says about the process at the other end of a connection. */
 export type PeerCheck =

@@ -8,12 +8,12 @@ import * as FileKeyStorage from "../../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
 import * as PeerVerifierNative from "../../src/layers/PeerVerifierNative.js"
 import * as RecordingAuditLog from "../../src/layers/RecordingAuditLog.js"
+import * as ServerConfig from "../../src/server/ServerConfig.js"
+import { serve } from "../../src/server/serve.js"
 import * as AccessPolicy from "../../src/services/AccessPolicy.js"
 import type { KeyStorage } from "../../src/services/KeyStorage.js"
 import * as RateLimiter from "../../src/services/RateLimiter.js"
 import type { TokenStore } from "../../src/services/TokenStore.js"
-import { serve } from "../../src/server/serve.js"
-import * as ServerConfig from "../../src/server/ServerConfig.js"
 
 /** A fresh private directory (0700) under the real temp dir, removed when the scope closes. */
 export const tempDir = (prefix = "cp-"): Effect.Effect<string, never, Scope.Scope> =>
@@ -38,7 +38,10 @@ export interface TestServer {
   readonly audit: RecordingAuditLog.AuditRecording
 }
 
-const patterns = <A>(specs: ReadonlyArray<string>, parse: (spec: string) => import("effect/Either").Either<A, string>) =>
+const patterns = <A>(
+  specs: ReadonlyArray<string>,
+  parse: (spec: string) => import("effect/Either").Either<A, string>
+) =>
   specs.map((spec) => {
     const parsed = parse(spec)
     if (parsed._tag === "Left") throw new Error(parsed.left)
@@ -55,8 +58,7 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
     const dataDir = path.join(root, "data")
     const socketDir = path.join(root, "sock")
     const audit = RecordingAuditLog.makeRecording()
-    const stores =
-      options.stores ?? Layer.merge(FileTokenStore.layer(dataDir), FileKeyStorage.layer(dataDir))
+    const stores = options.stores ?? Layer.merge(FileTokenStore.layer(dataDir), FileKeyStorage.layer(dataDir))
     const layer = Layer.mergeAll(
       stores,
       AccessPolicy.layer(

@@ -1,0 +1,174 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as lockfile from "proper-lockfile"
+import { StoreFailure } from "../errors/errors.js"
+import { DIR_MODE, errorCode } from "./atomic-file.js"
+
+/**
+ * The cross-process half of a store's lock: `proper-lockfile` creates the
+ * directory `<file>.lock` (mkdir is atomic) and keeps touching its mtime while
+ * held. A lock whose mtime is older than `stale` belongs to a dead process
+ * (SIGKILL, power loss) and is taken over, so a crash blocks the next writer
+ * for about 10 s (11 s at most: the library dates a fresh lock up to 1 s ahead).
+ *
+ * Waiting is a loop of single attempts here rather than the library's own
+ * retries, so that interrupting a waiter stops it at once instead of leaving a
+ * background attempt that could still take the lock later. The pauses use real
+ * timers, not the Effect clock: they wait for other processes, which run on
+ * real time, and a TestClock must not freeze a store's I/O.
+ */
+
+export const LOCK_STALE_MS = 10_000
+export const LOCK_UPDATE_MS = 2_000
+
+/** Pauses between attempts grow from 20 ms by 1.2x up to 200 ms; 200 attempts wait ~38 s, well past `stale`. */
+const RETRY = { attempts: 200, factor: 1.2, minDelayMs: 20, maxDelayMs: 200 } as const
+
+/**
+ * The equivalent `proper-lockfile` options, for another program (or a test)
+ * that locks the same files with the library's own retries.
+ */
+export const LOCK_OPTIONS = {
+  realpath: false,
+  stale: LOCK_STALE_MS,
+  update: LOCK_UPDATE_MS,
+  retries: {
+    retries: RETRY.attempts,
+    factor: RETRY.factor,
+    minTimeout: RETRY.minDelayMs,
+    maxTimeout: RETRY.maxDelayMs
+  }
+} as const
+
+type Callback = (error: NodeJS.ErrnoException | null) => void
+
+/**
+ * node:fs, except that creating the lock directory re-creates its parent (one
+ * level) when it vanished: `remove` deletes an emptied provider directory, and
+ * a locker racing with it would otherwise fail.
+ */
+const lockFs = {
+  ...fs,
+  mkdir: (dir: string, callback: Callback): void => {
+    fs.mkdir(dir, (error) => {
+      if (errorCode(error) !== "ENOENT") return callback(error)
+      fs.mkdir(path.dirname(dir), { mode: DIR_MODE }, (parentError) => {
+        if (parentError && errorCode(parentError) !== "EEXIST") return callback(error)
+        fs.mkdir(dir, callback)
+      })
+    })
+  }
+}
+
+type Release = () => Promise<void>
+
+const BUSY = "busy" as const
+
+/**
+ * One attempt: the lock, or BUSY when someone else holds a fresh one. If the
+ * waiter is interrupted while the attempt is in flight, a lock it still
+ * obtains is released at once.
+ */
+const attempt = (
+  file: string,
+  onCompromised: (error: Error) => void
+): Effect.Effect<Release | typeof BUSY, StoreFailure> =>
+  Effect.async<Release | typeof BUSY, StoreFailure>((resume) => {
+    let abandoned = false
+    lockfile
+      .lock(file, {
+        realpath: false,
+        stale: LOCK_STALE_MS,
+        update: LOCK_UPDATE_MS,
+        retries: 0,
+        fs: lockFs,
+        onCompromised
+      })
+      .then(
+        (release) => {
+          if (abandoned) release().catch(() => undefined)
+          else resume(Effect.succeed(release))
+        },
+        (cause: unknown) => {
+          if (abandoned) return
+          resume(
+            errorCode(cause) === "ELOCKED"
+              ? Effect.succeed(BUSY)
+              : Effect.fail(new StoreFailure({ operation: "lock", cause }))
+          )
+        }
+      )
+    return Effect.sync(() => {
+      abandoned = true
+    })
+  })
+
+/** A real-time pause (see the module comment), cancelled on interruption. */
+const pause = (ms: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+/** Waits for the lock of `file`, giving up with a StoreFailure after RETRY.attempts attempts. */
+const acquire = (
+  file: string,
+  onCompromised: (error: Error) => void
+): Effect.Effect<Release, StoreFailure> => {
+  const loop = (n: number): Effect.Effect<Release, StoreFailure> =>
+    Effect.flatMap(attempt(file, onCompromised), (result) => {
+      if (result !== BUSY) return Effect.succeed(result)
+      if (n + 1 >= RETRY.attempts) {
+        return Effect.fail(
+          new StoreFailure({ operation: "lock", cause: new Error("the lock stayed held by another process") })
+        )
+      }
+      const delay = Math.min(RETRY.maxDelayMs, RETRY.minDelayMs * RETRY.factor ** n)
+      return Effect.zipRight(
+        pause(delay),
+        Effect.suspend(() => loop(n + 1))
+      )
+    })
+  return loop(0)
+}
+
+/**
+ * Holds the cross-process lock of `file` until the scope closes (released even
+ * on interruption). The directory of `file` must exist.
+ *
+ * If the library finds the lock compromised (its mtime could not be kept fresh,
+ * e.g. the event loop stalled past `stale`), its default is to throw inside a
+ * timer and crash the process; here it is only recorded and logged on release.
+ */
+export const lockFile = (file: string): Effect.Effect<void, StoreFailure, Scope.Scope> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      let compromised: Error | undefined
+      const onCompromised = (error: Error): void => {
+        compromised = error
+      }
+      return restore(acquire(file, onCompromised)).pipe(
+        Effect.flatMap((release) =>
+          Effect.addFinalizer(() =>
+            Effect.tryPromise(() => release()).pipe(
+              Effect.catchAll(() => Effect.void),
+              Effect.zipRight(
+                Effect.suspend(() =>
+                  compromised === undefined
+                    ? Effect.void
+                    : Effect.logWarning("a store lock was compromised while held (lost its freshness)").pipe(
+                        Effect.annotateLogs({
+                          lock: path.basename(file),
+                          code: errorCode(compromised) ?? "unknown"
+                        })
+                      )
+                )
+              )
+            )
+          )
+        )
+      )
+    })
+  )

@@ -1,0 +1,582 @@
+import { spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import { createRequire } from "node:module"
+import * as os from "node:os"
+import * as path from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
+import * as fc from "fast-check"
+import type { StoreError, StoreFailure } from "../src/errors/errors.js"
+import { ensureDirAsync, writeFileAtomic } from "../src/layers/atomic-file.js"
+import * as FileKeyStorage from "../src/layers/FileKeyStorage.js"
+import * as FileTokenStore from "../src/layers/FileTokenStore.js"
+import { LOCK_OPTIONS } from "../src/layers/file-lock.js"
+import * as MemoryKeyStorage from "../src/layers/MemoryKeyStorage.js"
+import * as MemoryTokenStore from "../src/layers/MemoryTokenStore.js"
+import { decodeName, encodeName } from "../src/layers/name-encoding.js"
+import { STORE_REVALIDATE_MS } from "../src/protocol/limits.js"
+import { isValidName } from "../src/protocol/names.js"
+import type { OAuthToken } from "../src/protocol/token.js"
+import type { TokenKey } from "../src/services/TokenStore.js"
+
+/** A temp directory for one test, removed when the test's scope closes. */
+const tempRoot = Effect.acquireRelease(
+  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "credproxy-store-"))),
+  (root) => Effect.promise(() => fs.rm(root, { recursive: true, force: true }))
+)
+
+const tokenPath = (dataDir: string, key: TokenKey): string =>
+  path.join(dataDir, "tokens", key.provider, `${key.bucket}.json`)
+
+const modeOf = (file: string) => Effect.promise(() => fs.stat(file)).pipe(Effect.map((s) => s.mode & 0o777))
+
+/** Every path below `dir` (files and directories). */
+const walk = async (dir: string): Promise<Array<string>> => {
+  const out: Array<string> = []
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name)
+    out.push(full)
+    if (entry.isDirectory()) out.push(...(await walk(full)))
+  }
+  return out
+}
+
+const token = (overrides: Partial<OAuthToken> = {}): OAuthToken => ({
+  access_token: "at-1",
+  expiry: 2_000_000_000,
+  token_type: "Bearer",
+  refresh_token: "rt-1",
+  ...overrides
+})
+
+const asStoreFailure = (error: StoreError): StoreFailure => {
+  expect(error._tag).toBe("StoreFailure")
+  return error as StoreFailure
+}
+
+const writeExternally = (file: string, value: unknown) =>
+  Effect.promise(async () => {
+    await fs.mkdir(path.dirname(file), { recursive: true })
+    await fs.writeFile(file, typeof value === "string" ? value : JSON.stringify(value))
+  })
+
+describe("name encoding", () => {
+  it("keeps valid names as they are", () => {
+    for (const name of ["anthropic", "default", "a.b", "user@example.com", "x+y", "A_b-9", "a..b"]) {
+      expect(isValidName(name)).toBe(true)
+      expect(encodeName(name)).toBe(name)
+      expect(decodeName(name)).toBe(name)
+    }
+  })
+
+  it("encodes dangerous names into one harmless segment", () => {
+    const cases: Array<[string, string]> = [
+      ["../x", "%2E.%2Fx"],
+      ["a/b", "a%2Fb"],
+      ["%2e%2e", "%252e%252e"],
+      [".", "%2E"],
+      ["..", "%2E."],
+      ["a\0b", "a%00b"],
+      ["", "%"],
+      ["a\\b", "a%5Cb"],
+      ["é", "%C3%A9"]
+    ]
+    for (const [name, encoded] of cases) {
+      expect(encodeName(name)).toBe(encoded)
+      expect(decodeName(encoded)).toBe(name)
+    }
+  })
+
+  it("round-trips any string, lone surrogates included, to a safe segment", () => {
+    const anyUnits = fc.string({
+      unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c))
+    })
+    const anyCodePoints = fc.string({ unit: "binary" })
+    for (const arbitrary of [anyUnits, anyCodePoints]) {
+      fc.assert(
+        fc.property(arbitrary, (name) => {
+          const segment = encodeName(name)
+          expect(segment).toMatch(/^[A-Za-z0-9_@+.%-]+$/)
+          expect(segment.startsWith(".")).toBe(false)
+          expect(decodeName(segment)).toBe(name)
+        })
+      )
+    }
+  })
+
+  it("rejects segments encodeName never produces", () => {
+    for (const segment of ["%41", "%2e", "%zz", "%4", ".hidden", "a/b", "%C3", "%ED%A0%80%ED%B0%80", "%%"]) {
+      expect(decodeName(segment)).toBeUndefined()
+    }
+  })
+})
+
+describe("atomic-file", () => {
+  it.scoped("removes the temp file when the write fails", () =>
+    Effect.gen(function* () {
+      const root = yield* tempRoot
+      const target = path.join(root, "occupied")
+      yield* Effect.promise(() => fs.mkdir(path.join(target, "child"), { recursive: true }))
+      const error = yield* Effect.flip(writeFileAtomic(target, "data"))
+      expect(error._tag).toBe("StoreFailure")
+      const names = yield* Effect.promise(() => fs.readdir(root))
+      expect(names).toEqual(["occupied"])
+    })
+  )
+
+  it.scoped("creates missing directories 0700 and leaves existing ones alone", () =>
+    Effect.gen(function* () {
+      const root = yield* tempRoot
+      yield* Effect.promise(() => fs.chmod(root, 0o755))
+      yield* Effect.promise(() => ensureDirAsync(path.join(root, "a", "b")))
+      expect(yield* modeOf(root)).toBe(0o755)
+      expect(yield* modeOf(path.join(root, "a"))).toBe(0o700)
+      expect(yield* modeOf(path.join(root, "a", "b"))).toBe(0o700)
+    })
+  )
+})
+
+describe("FileTokenStore", () => {
+  const key: TokenKey = { provider: "anthropic", bucket: "default" }
+
+  it.scoped("round-trips a token with its passthrough fields", () =>
+    Effect.gen(function* () {
+      const dataDir = path.join(yield* tempRoot, "data")
+      const store = yield* FileTokenStore.make(dataDir)
+      const saved = token({
+        scope: null,
+        account_id: "acct-1",
+        resource_url: "https://x",
+        extra: { n: [1, 2] }
+      })
+      yield* store.save(key, saved)
+      expect(yield* store.get(key)).toBe(saved)
+
+      // A second store (another process) reads it back from disk.
+      const other = yield* FileTokenStore.make(dataDir)
+      expect(yield* other.get(key)).toEqual(saved)
+      expect(yield* other.getLatest(key)).toEqual(saved)
+      expect(yield* other.get({ provider: "anthropic", bucket: "other" })).toBeUndefined()
+    })
+  )
+
+  it.scoped("creates directories 0700 and files 0600", () =>
+    Effect.gen(function* () {
+      const root = yield* tempRoot
+      const dataDir = path.join(root, "nested", "data")
+      const store = yield* FileTokenStore.make(dataDir)
+      yield* store.save(key, token())
+      expect(yield* modeOf(path.join(root, "nested"))).toBe(0o700)
+      expect(yield* modeOf(dataDir)).toBe(0o700)
+      expect(yield* modeOf(path.join(dataDir, "tokens"))).toBe(0o700)
+      expect(yield* modeOf(path.join(dataDir, "tokens", "anthropic"))).toBe(0o700)
+      expect(yield* modeOf(tokenPath(dataDir, key))).toBe(0o600)
+    })
+  )
+
+  it.scoped("keeps names that would escape inside the data directory", () =>
+    Effect.gen(function* () {
+      const root = yield* tempRoot
+      const dataDir = path.join(root, "data")
+      const store = yield* FileTokenStore.make(dataDir)
+      const keys = yield* FileKeyStorage.make(dataDir)
+      const evil = ["../x", "a/b", "%2e%2e", ".", "..", "a\0b", "../../escape", "/abs", ""]
+      for (const name of evil) {
+        yield* store.save({ provider: name, bucket: name }, token({ access_token: `at-${encodeName(name)}` }))
+        yield* store.save({ provider: "p", bucket: name }, token())
+        yield* keys.set(name, "value")
+      }
+      const all = yield* Effect.promise(() => walk(root))
+      for (const file of all) expect(file === dataDir || file.startsWith(dataDir + path.sep)).toBe(true)
+      expect(all.some((file) => path.basename(file) === "escape")).toBe(false)
+
+      expect(yield* store.listProviders).toEqual([...new Set([...evil, "p"])].sort())
+      expect(yield* store.listBuckets("p")).toEqual([...evil].sort())
+      expect(yield* keys.list).toEqual([...evil].sort())
+      const fresh = yield* FileTokenStore.make(dataDir)
+      for (const name of evil) {
+        const found = yield* fresh.get({ provider: name, bucket: name })
+        expect(found?.access_token).toBe(`at-${encodeName(name)}`)
+        expect(yield* fresh.listBuckets(name)).toEqual([name])
+      }
+    })
+  )
+
+  it.scoped("reports a corrupt or invalid token file as a StoreFailure without its contents", () =>
+    Effect.gen(function* () {
+      const dataDir = path.join(yield* tempRoot, "data")
+      const store = yield* FileTokenStore.make(dataDir)
+      yield* writeExternally(tokenPath(dataDir, key), "{ not json SECRET-1")
+      const corrupt = asStoreFailure(yield* Effect.flip(store.get(key)))
+      expect(corrupt.operation).toBe("get")
+      expect(String(corrupt.cause)).not.toContain("SECRET")
+
+      const other = { provider: "anthropic", bucket: "b2" }
+      yield* writeExternally(tokenPath(dataDir, other), {
+        access_token: 5,
+        refresh_token: 77,
+        secret: "SECRET-2"
+      })
+      const invalid = asStoreFailure(yield* Effect.flip(store.getLatest(other)))
+      expect(invalid.operation).toBe("getLatest")
+      expect(String(invalid.cause)).toContain("access_token")
+      expect(String(invalid.cause)).not.toContain("SECRET")
+      expect(JSON.stringify(invalid)).not.toContain("SECRET")
+    })
+  )
+
+  it.scoped(
+    "answers from the cache as an Exit, with the same object, and sees external writes after the revalidation interval",
+    () =>
+      Effect.gen(function* () {
+        const dataDir = path.join(yield* tempRoot, "data")
+        const store = yield* FileTokenStore.make(dataDir)
+        const file = tokenPath(dataDir, key)
+        yield* writeExternally(file, token({ access_token: "first" }))
+
+        const initial = store.get(key)
+        expect(Exit.isExit(initial)).toBe(false)
+        const first = yield* initial
+        expect(first?.access_token).toBe("first")
+
+        const cached = store.get(key)
+        expect(Exit.isExit(cached)).toBe(true)
+        expect(yield* cached).toBe(first)
+
+        // Unchanged file: after the interval it is re-checked, and still the same object.
+        yield* TestClock.adjust(STORE_REVALIDATE_MS)
+        const rechecked = store.get(key)
+        expect(Exit.isExit(rechecked)).toBe(false)
+        expect(yield* rechecked).toBe(first)
+        expect(Exit.isExit(store.get(key))).toBe(true)
+
+        // Another process rewrites the file in place: not seen until the interval has passed.
+        yield* writeExternally(file, token({ access_token: "second-and-longer" }))
+        expect(yield* store.get(key)).toBe(first)
+        yield* TestClock.adjust(STORE_REVALIDATE_MS - 1)
+        expect(yield* store.get(key)).toBe(first)
+        yield* TestClock.adjust(1)
+        const second = yield* store.get(key)
+        expect(second?.access_token).toBe("second-and-longer")
+        expect(yield* store.get(key)).toBe(second)
+
+        // Another credproxy replaces it by rename with a same-size token (new inode).
+        const replacement = path.join(path.dirname(file), "replacement")
+        yield* writeExternally(replacement, token({ access_token: "third--and-longer" }))
+        yield* Effect.promise(() => fs.rename(replacement, file))
+        yield* TestClock.adjust(STORE_REVALIDATE_MS)
+        expect((yield* store.get(key))?.access_token).toBe("third--and-longer")
+
+        // Removed by another process.
+        yield* Effect.promise(() => fs.rm(file))
+        yield* TestClock.adjust(STORE_REVALIDATE_MS)
+        expect(yield* store.get(key)).toBeUndefined()
+        const absent = store.get(key)
+        expect(Exit.isExit(absent)).toBe(true)
+        expect(yield* absent).toBeUndefined()
+      })
+  )
+
+  it.scoped("shows its own writes and removals at once, and getLatest reads the disk now", () =>
+    Effect.gen(function* () {
+      const dataDir = path.join(yield* tempRoot, "data")
+      const store = yield* FileTokenStore.make(dataDir)
+      expect(yield* store.get(key)).toBeUndefined()
+      const saved = token()
+      yield* store.save(key, saved)
+      const hit = store.get(key)
+      expect(Exit.isExit(hit)).toBe(true)
+      expect(yield* hit).toBe(saved)
+      // Same stamp: getLatest keeps the object too.
+      expect(yield* store.getLatest(key)).toBe(saved)
+
+      yield* writeExternally(tokenPath(dataDir, key), token({ access_token: "from-elsewhere-longer" }))
+      expect(yield* store.get(key)).toBe(saved)
+      expect((yield* store.getLatest(key))?.access_token).toBe("from-elsewhere-longer")
+      expect((yield* store.get(key))?.access_token).toBe("from-elsewhere-longer")
+
+      yield* store.remove(key)
+      const gone = store.get(key)
+      expect(Exit.isExit(gone)).toBe(true)
+      expect(yield* gone).toBeUndefined()
+      yield* store.remove(key)
+    })
+  )
+
+  it.scoped("lists only token files, ignoring temp files, lock directories and strays", () =>
+    Effect.gen(function* () {
+      const dataDir = path.join(yield* tempRoot, "data")
+      const store = yield* FileTokenStore.make(dataDir)
+      yield* store.save({ provider: "p1", bucket: "b2" }, token())
+      yield* store.save({ provider: "p1", bucket: "b1" }, token())
+      yield* store.save({ provider: "p2", bucket: "b1" }, token())
+      const tokens = path.join(dataDir, "tokens")
+      yield* Effect.promise(async () => {
+        await fs.writeFile(path.join(tokens, "p1", ".b3.json.0123abcd.tmp"), "{}")
+        await fs.mkdir(path.join(tokens, "p1", "b4.json.lock"))
+        await fs.writeFile(path.join(tokens, "p1", "notes.txt"), "x")
+        await fs.writeFile(path.join(tokens, "p1", "%41.json"), "{}")
+        await fs.mkdir(path.join(tokens, "p3", "x.json.lock"), { recursive: true })
+        await fs.writeFile(path.join(tokens, "p3", ".hidden.json"), "{}")
+        await fs.mkdir(path.join(tokens, ".tmp"))
+        await fs.writeFile(path.join(tokens, ".tmp", "a.json"), "{}")
+        await fs.writeFile(path.join(tokens, "stray.json"), "{}")
+      })
+      expect(yield* store.listProviders).toEqual(["p1", "p2"])
+      expect(yield* store.listBuckets("p1")).toEqual(["b1", "b2"])
+      expect(yield* store.listBuckets("p3")).toEqual([])
+      expect(yield* store.listBuckets("unknown")).toEqual([])
+      expect(yield* store.listBuckets("stray.json")).toEqual([])
+
+      yield* store.remove({ provider: "p2", bucket: "b1" })
+      expect(yield* store.listProviders).toEqual(["p1"])
+      // The emptied provider directory is gone.
+      const exists = yield* Effect.promise(() =>
+        fs.stat(path.join(tokens, "p2")).then(
+          () => true,
+          () => false
+        )
+      )
+      expect(exists).toBe(false)
+    })
+  )
+
+  it.live("the lock excludes a second holder in this process until the first scope closes", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const dataDir = path.join(yield* tempRoot, "data")
+        const store = yield* FileTokenStore.make(dataDir)
+        const events: Array<string> = []
+        const acquired = yield* Deferred.make<void>()
+        const releaseFirst = yield* Deferred.make<void>()
+
+        const first = yield* Effect.fork(
+          Effect.scoped(
+            Effect.gen(function* () {
+              yield* store.lock(key)
+              events.push("first acquired")
+              yield* Deferred.succeed(acquired, undefined)
+              yield* Deferred.await(releaseFirst)
+              events.push("first releasing")
+            })
+          )
+        )
+        yield* Deferred.await(acquired)
+        const lockDir = tokenPath(dataDir, key) + ".lock"
+        expect(yield* Effect.promise(() => fs.stat(lockDir).then((s) => s.isDirectory()))).toBe(true)
+
+        const second = yield* Effect.fork(
+          Effect.scoped(
+            store.lock(key).pipe(Effect.tap(() => Effect.sync(() => events.push("second acquired"))))
+          )
+        )
+        // A waiter that gives up must not disturb the others.
+        const quitter = yield* Effect.fork(Effect.scoped(store.lock(key)))
+        // Another key is independent.
+        yield* Effect.scoped(store.lock({ provider: "anthropic", bucket: "other" })).pipe(
+          Effect.timeout("2 seconds")
+        )
+
+        yield* Effect.sleep("200 millis")
+        expect(events).toEqual(["first acquired"])
+        yield* Fiber.interrupt(quitter)
+
+        yield* Deferred.succeed(releaseFirst, undefined)
+        yield* Fiber.join(first)
+        yield* Fiber.join(second).pipe(Effect.timeout("5 seconds"))
+        expect(events).toEqual(["first acquired", "first releasing", "second acquired"])
+
+        // Everything was given back: the lock is free and its directory gone.
+        yield* Effect.scoped(store.lock(key)).pipe(Effect.timeout("2 seconds"))
+        const left = yield* Effect.promise(() =>
+          fs.stat(lockDir).then(
+            () => true,
+            () => false
+          )
+        )
+        expect(left).toBe(false)
+      })
+    )
+  )
+
+  it.live("the lock waits for a holder in another process", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const dataDir = path.join(yield* tempRoot, "data")
+        const store = yield* FileTokenStore.make(dataDir)
+        const file = tokenPath(dataDir, key)
+        const marker = path.join(dataDir, "child-done")
+        yield* Effect.promise(() => fs.mkdir(path.dirname(file), { recursive: true }))
+
+        const script = `
+          const lockfile = require(process.env.LOCKFILE_MODULE)
+          const fs = require("node:fs")
+          const options = JSON.parse(process.env.LOCK_OPTIONS)
+          lockfile.lock(process.env.TARGET, options).then(async (release) => {
+            process.stdout.write("locked\\n")
+            await new Promise((resolve) => setTimeout(resolve, 500))
+            fs.writeFileSync(process.env.MARKER, "done")
+            await release()
+          }, (error) => { console.error(error); process.exit(3) })
+        `
+        const child = spawn(process.execPath, ["-e", script], {
+          env: {
+            ...process.env,
+            LOCKFILE_MODULE: createRequire(import.meta.url).resolve("proper-lockfile"),
+            LOCK_OPTIONS: JSON.stringify(LOCK_OPTIONS),
+            TARGET: file,
+            MARKER: marker
+          },
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+        const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+        yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+        yield* Effect.promise(
+          () =>
+            new Promise<void>((resolve, reject) => {
+              child.stdout.on("data", (chunk: Buffer) => {
+                if (chunk.toString().includes("locked")) resolve()
+              })
+              child.on("exit", () => reject(new Error("child exited before locking")))
+            })
+        )
+
+        // A waiter interrupted meanwhile stops at once and leaves nothing behind.
+        const quitter = yield* Effect.fork(Effect.scoped(store.lock(key)))
+        yield* Effect.sleep("100 millis")
+        const interruptedAt = Date.now()
+        yield* Fiber.interrupt(quitter)
+        expect(Date.now() - interruptedAt).toBeLessThan(100)
+
+        const started = Date.now()
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* store.lock(key)
+            const childDone = yield* Effect.promise(() =>
+              fs.readFile(marker, "utf8").then(
+                () => true,
+                () => false
+              )
+            )
+            expect(childDone).toBe(true)
+          })
+        ).pipe(Effect.timeout("10 seconds"))
+        expect(Date.now() - started).toBeGreaterThanOrEqual(200)
+        expect(yield* Effect.promise(() => exited)).toBe(0)
+        yield* Effect.scoped(store.lock(key)).pipe(Effect.timeout("2 seconds"))
+      })
+    )
+  )
+
+  it.live("recovers a stale lock left by a dead process", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const dataDir = path.join(yield* tempRoot, "data")
+        const store = yield* FileTokenStore.make(dataDir)
+        const lockDir = tokenPath(dataDir, key) + ".lock"
+        yield* Effect.promise(async () => {
+          await fs.mkdir(lockDir, { recursive: true })
+          const old = new Date(Date.now() - 60_000)
+          await fs.utimes(lockDir, old, old)
+        })
+        const started = Date.now()
+        yield* Effect.scoped(store.lock(key)).pipe(Effect.timeout("5 seconds"))
+        expect(Date.now() - started).toBeLessThan(5_000)
+        const left = yield* Effect.promise(() =>
+          fs.stat(lockDir).then(
+            () => true,
+            () => false
+          )
+        )
+        expect(left).toBe(false)
+      })
+    )
+  )
+
+  it.effect("a failing data directory is a StoreFailure", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Effect.scoped(FileTokenStore.make("/dev/null/credproxy")))
+      expect(error._tag).toBe("StoreFailure")
+    })
+  )
+})
+
+describe("FileKeyStorage", () => {
+  it.scoped("round-trips keys with has, list and remove", () =>
+    Effect.gen(function* () {
+      const dataDir = path.join(yield* tempRoot, "data")
+      const keys = yield* FileKeyStorage.make(dataDir)
+      expect(yield* keys.list).toEqual([])
+      expect(yield* keys.has("openai")).toBe(false)
+      yield* keys.set("openai", "sk-openai\n")
+      yield* keys.set("anthropic", "sk-ant ünïcode")
+      expect(yield* keys.get("openai")).toBe("sk-openai\n")
+      const has = keys.has("anthropic")
+      expect(Exit.isExit(has)).toBe(true)
+      expect(yield* has).toBe(true)
+      expect(yield* keys.list).toEqual(["anthropic", "openai"])
+      expect(yield* modeOf(path.join(dataDir, "keys"))).toBe(0o700)
+      expect(yield* modeOf(path.join(dataDir, "keys", "openai.key"))).toBe(0o600)
+      expect(
+        yield* Effect.promise(() => fs.readFile(path.join(dataDir, "keys", "anthropic.key"), "utf8"))
+      ).toBe("sk-ant ünïcode")
+
+      // Another process's view.
+      const other = yield* FileKeyStorage.make(dataDir)
+      expect(yield* other.get("anthropic")).toBe("sk-ant ünïcode")
+      expect(yield* other.has("openai")).toBe(true)
+
+      yield* keys.remove("openai")
+      yield* keys.remove("openai")
+      expect(yield* keys.has("openai")).toBe(false)
+      expect(yield* keys.get("openai")).toBeUndefined()
+      expect(yield* keys.list).toEqual(["anthropic"])
+
+      // An external removal shows after the revalidation interval.
+      expect(yield* other.has("openai")).toBe(true)
+      expect(yield* other.get("openai")).toBe("sk-openai\n")
+      yield* TestClock.adjust(STORE_REVALIDATE_MS)
+      expect(yield* other.has("openai")).toBe(false)
+    })
+  )
+})
+
+describe("memory stores", () => {
+  it.scoped("MemoryTokenStore answers with Exits and locks per key", () =>
+    Effect.gen(function* () {
+      const store = yield* MemoryTokenStore.make
+      const key = { provider: "p", bucket: "b" }
+      expect(Exit.isExit(store.get(key))).toBe(true)
+      const saved = token()
+      yield* store.save(key, saved)
+      yield* store.save({ provider: "q", bucket: "a" }, saved)
+      expect(yield* store.get(key)).toBe(saved)
+      expect(yield* store.listProviders).toEqual(["p", "q"])
+      expect(yield* store.listBuckets("p")).toEqual(["b"])
+      yield* store.remove(key)
+      expect(yield* store.get(key)).toBeUndefined()
+      yield* store.lock(key)
+      const waiter = yield* Effect.fork(Effect.scoped(store.lock(key)))
+      yield* TestClock.adjust("1 second")
+      expect(waiter.unsafePoll()).toBeNull()
+      yield* Fiber.interrupt(waiter)
+    })
+  )
+
+  it.effect("MemoryKeyStorage round-trips", () =>
+    Effect.gen(function* () {
+      const keys = yield* MemoryKeyStorage.make
+      yield* keys.set("b", "2")
+      yield* keys.set("a", "1")
+      expect(yield* keys.get("a")).toBe("1")
+      expect(Exit.isExit(keys.has("a"))).toBe(true)
+      expect(yield* keys.list).toEqual(["a", "b"])
+      yield* keys.remove("a")
+      expect(yield* keys.has("a")).toBe(false)
+    })
+  )
+})

@@ -1,0 +1,248 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
+/**
+ * Helpers for tests that run the real, bundled binary (`node bin/credproxy.mjs`)
+ * as child processes, in real time, with generous bounds. Every child started
+ * here is tracked so that `killAllChildren()` (called from `afterEach`) leaves
+ * nothing running.
+ */
+
+const BIN = path.resolve(import.meta.dirname, "../../bin/credproxy.mjs")
+const CWD = path.resolve(import.meta.dirname, "../..")
+
+/** Longest a one-shot command may take before it is killed and the test fails. */
+const COMMAND_TIMEOUT_MS = 15_000
+/** Longest `serve` may take to print its ready line. */
+export const READY_TIMEOUT_MS = 10_000
+
+const children = new Set<ChildProcess>()
+
+/** The environment of every child: ours without `CREDPROXY_HOME`, no colours, plus `extra`. */
+const childEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" }
+  delete env.CREDPROXY_HOME
+  return { ...env, ...extra }
+}
+
+export interface SpawnOptions {
+  /** Written to stdin, which is then closed (closed empty when absent). */
+  readonly stdin?: string
+  /** Added to the child's environment. */
+  readonly env?: Readonly<Record<string, string>>
+}
+
+export interface Workspace {
+  /** A fresh directory under the real temp dir (short, so socket paths stay short). */
+  readonly root: string
+  /** `{root}/data`; not created: the CLI creates it. */
+  readonly dataDir: string
+  /** `{root}/s`; not created: `serve` creates it 0700. */
+  readonly socketDir: string
+  readonly remove: () => void
+}
+
+export const makeWorkspace = (): Workspace => {
+  const root = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "cpc-"))
+  return {
+    root,
+    dataDir: path.join(root, "data"),
+    socketDir: path.join(root, "s"),
+    remove: () => fs.rmSync(root, { recursive: true, force: true })
+  }
+}
+
+export interface CliResult {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const spawnCli = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = {}): ChildProcess => {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: CWD,
+    env: childEnv(env),
+    stdio: ["pipe", "pipe", "pipe"]
+  })
+  children.add(child)
+  child.once("exit", () => children.delete(child))
+  // A child that exits before reading its stdin must not crash the test with EPIPE.
+  child.stdin?.on("error", () => {})
+  return child
+}
+
+/** Runs one command to completion. */
+export const runCli = (args: ReadonlyArray<string>, options: SpawnOptions = {}): Promise<CliResult> =>
+  new Promise((resolve, reject) => {
+    const child = spawnCli(args, options.env)
+    let stdout = ""
+    let stderr = ""
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk
+    })
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk
+    })
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(
+        new Error(`credproxy ${args.join(" ")} did not finish within ${COMMAND_TIMEOUT_MS} ms\n${stderr}`)
+      )
+    }, COMMAND_TIMEOUT_MS)
+    child.once("error", (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    child.once("close", (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+    child.stdin!.end(options.stdin ?? "")
+  })
+
+export interface ReadyLine {
+  readonly event: string
+  readonly socket: string
+  readonly pid: number
+  readonly protocolVersion: number
+}
+
+export interface ServeProcess {
+  readonly child: ChildProcess
+  readonly pid: number
+  /** The ready line exactly as printed, without its newline. */
+  readonly readyText: string
+  readonly ready: ReadyLine
+  readonly socketPath: string
+  /** Everything the process wrote so far. */
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** Resolves with the exit status once the process has exited (and its pipes closed). */
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+  /** Sends `signal` and waits (up to `timeoutMs`) for the exit. */
+  readonly stop: (
+    signal?: NodeJS.Signals,
+    timeoutMs?: number
+  ) => Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+/** Starts `credproxy serve ARGS` and waits (up to `READY_TIMEOUT_MS`) for its ready line on stdout. */
+export const startServe = (
+  args: ReadonlyArray<string>,
+  options: SpawnOptions = {}
+): Promise<ServeProcess> => {
+  const child = spawnCli(["serve", ...args], options.env)
+  child.stdin!.end()
+  let stdout = ""
+  let stderr = ""
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal }))
+  )
+  const stop = async (signal: NodeJS.Signals = "SIGTERM", timeoutMs = 10_000) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    return withTimeout(exited, timeoutMs, `serve did not exit within ${timeoutMs} ms after ${signal}`)
+  }
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`serve printed no ready line within ${READY_TIMEOUT_MS} ms\nstderr:\n${stderr}`))
+    }, READY_TIMEOUT_MS)
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      const before = stdout
+      stdout += chunk
+      const newline = stdout.indexOf("\n")
+      if (newline >= 0 && before.indexOf("\n") < 0) {
+        clearTimeout(timer)
+        const readyText = stdout.slice(0, newline)
+        let ready: ReadyLine
+        try {
+          ready = JSON.parse(readyText) as ReadyLine
+        } catch (error) {
+          reject(new Error(`ready line is not JSON: ${readyText} (${(error as Error).message})`))
+          return
+        }
+        resolve({
+          child,
+          pid: child.pid!,
+          readyText,
+          ready,
+          socketPath: ready.socket,
+          stdout: () => stdout,
+          stderr: () => stderr,
+          exited,
+          stop
+        })
+      }
+    })
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk
+    })
+    child.once("error", (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer)
+      reject(
+        new Error(`serve exited (code ${code}, signal ${signal}) before its ready line\nstderr:\n${stderr}`)
+      )
+    })
+  })
+}
+
+/** SIGKILLs every child still running and waits for them to go (for `afterEach`). */
+export const killAllChildren = async (): Promise<void> => {
+  const running = [...children]
+  await Promise.all(
+    running.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve()
+          child.once("exit", () => resolve())
+          child.kill("SIGKILL")
+        })
+    )
+  )
+  children.clear()
+}
+
+export const withTimeout = <A>(promise: Promise<A>, ms: number, message: string): Promise<A> => {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms)
+    })
+  ]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Calls `probe` until it returns a value that `done` accepts, for up to
+ * `timeoutMs` of real time; returns that value and the time it took.
+ */
+export const pollUntil = async <A>(
+  probe: () => Promise<A>,
+  done: (value: A) => boolean,
+  timeoutMs = 3_000,
+  intervalMs = 50
+): Promise<{ readonly value: A; readonly elapsedMs: number }> => {
+  const started = Date.now()
+  for (;;) {
+    const value = await probe()
+    const elapsedMs = Date.now() - started
+    if (done(value)) return { value, elapsedMs }
+    if (elapsedMs >= timeoutMs) {
+      throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
+/** Every file and directory under `dir` (relative paths), sorted. */
+export const listTree = (dir: string): Array<string> => {
+  if (!fs.existsSync(dir)) return []
+  return (fs.readdirSync(dir, { recursive: true }) as Array<string>).sort()
+}
