@@ -81,6 +81,9 @@ const main = (): void => {
   fiber.addObserver((exit) => {
     status = exitStatus(exit)
     process.exitCode = status
+    // After a stop signal, leave at once: more signals may be on their way, and
+    // one landing while Node tears down its handlers would kill the process.
+    if (signalled) process.exit(status)
   })
 }
 

@@ -2,10 +2,12 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import { readCapabilityTokenFile } from "../layers/capability-token-file.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT, PROTOCOL_VERSION } from "../protocol/limits.js"
 import { type ServeOptions, serverLayer } from "../server/ServeOptions.js"
-import { serve } from "../server/serve.js"
+import { type RunningServer, serve } from "../server/serve.js"
 import * as shared from "./options.js"
 
 /** The options of `serve`, reused by `exec`. */
@@ -37,13 +39,18 @@ export const serveOptions = {
     Options.withDescription("another uid that may connect (repeatable), e.g. a container's user"),
     Options.repeated
   ),
+  capabilityTokenFile: Options.file("capability-token-file").pipe(
+    Options.withDescription("require this secret (file mode 0600) in every handshake as capabilityToken"),
+    Options.optional
+  ),
   logLevel: shared.logLevel,
   logFormat: shared.logFormat
 }
 
 type ServeFlags = Command.Command.ParseConfig<typeof serveOptions>
 
-export const toServeOptions = (flags: ServeFlags): ServeOptions => ({
+export const toServeOptions = (flags: ServeFlags, capabilityToken: string | undefined): ServeOptions => ({
+  capabilityToken,
   dataDir: flags.dataDir,
   socketDir: Option.getOrUndefined(flags.socketDir),
   allow: flags.allow,
@@ -57,19 +64,37 @@ export const toServeOptions = (flags: ServeFlags): ServeOptions => ({
  * Runs `use` with a started server (its socket path) inside one scope and the
  * logger the flags ask for; the server stops when `use` ends or is interrupted.
  */
-export const withServer = <A, E, R>(flags: ServeFlags, use: (socketPath: string) => Effect.Effect<A, E, R>) =>
+export const withServer = <A, E, R>(
+  flags: ServeFlags,
+  use: (server: RunningServer) => Effect.Effect<A, E, R>
+) =>
   Effect.gen(function* () {
-    const layer = yield* serverLayer(toServeOptions(flags))
-    return yield* Effect.scoped(Effect.flatMap(serve, ({ socketPath }) => use(socketPath))).pipe(
-      Effect.provide(layer)
-    )
+    const capabilityToken = Option.isSome(flags.capabilityTokenFile)
+      ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
+      : undefined
+    const layer = yield* serverLayer(toServeOptions(flags, capabilityToken))
+    return yield* Effect.scoped(
+      Effect.flatMap(serve, (server) => Effect.zipRight(logStatusOnSignal(server), use(server)))
+    ).pipe(Effect.provide(layer))
   }).pipe(Effect.provide(StderrLogger.layer({ level: flags.logLevel, format: flags.logFormat })))
 
 const readyLine = (socketPath: string): string =>
   `${JSON.stringify({ event: "listening", socket: socketPath, pid: process.pid, protocolVersion: PROTOCOL_VERSION })}\n`
 
+/** `kill -USR1 <pid>` logs the counters (connections, rejections, requests by op and outcome) on stderr. */
+const logStatusOnSignal = (server: RunningServer) =>
+  Effect.gen(function* () {
+    const runtime = yield* Effect.runtime<never>()
+    const onSignal = () =>
+      Runtime.runFork(runtime)(Effect.logInfo("status").pipe(Effect.annotateLogs({ ...server.status() })))
+    yield* Effect.acquireRelease(
+      Effect.sync(() => process.on("SIGUSR1", onSignal)),
+      () => Effect.sync(() => process.removeListener("SIGUSR1", onSignal))
+    )
+  })
+
 export const serveCommand = Command.make("serve", serveOptions, (flags) =>
-  withServer(flags, (socketPath) =>
+  withServer(flags, ({ socketPath }) =>
     Effect.zipRight(
       Effect.sync(() => process.stdout.write(readyLine(socketPath))),
       Effect.never

@@ -10,6 +10,13 @@ export const DEFAULT_RATE_LIMIT = 60
 export const DEFAULT_MAX_CONNECTIONS = 64
 /** Requests handled concurrently on one connection before reads are paused (backpressure). */
 export const DEFAULT_MAX_IN_FLIGHT = 64
+/** Frames handled from one connection's reads before yielding to other connections. */
+export const DEFAULT_MAX_FRAMES_PER_READ = 128
+/**
+ * Unhandled bytes one connection may hold. Reads pause under backpressure, so
+ * an honest client never gets near this; it bounds what a hostile one can pin.
+ */
+export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024
 export const MAX_ID_LENGTH = 128
 export const MAX_NAME_LENGTH = 128
 /** How often a file store re-checks a cached entry against the disk (well inside the 1 s visibility rule). */

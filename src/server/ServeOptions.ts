@@ -7,6 +7,7 @@ import * as FileTokenStore from "../layers/FileTokenStore.js"
 import * as PeerVerifierNative from "../layers/PeerVerifierNative.js"
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT } from "../protocol/limits.js"
 import * as AccessPolicy from "../services/AccessPolicy.js"
+import * as CapabilityGate from "../services/CapabilityGate.js"
 import * as RateLimiter from "../services/RateLimiter.js"
 import * as ServerConfig from "./ServerConfig.js"
 
@@ -23,6 +24,8 @@ export interface ServeOptions {
   readonly maxConnections?: number | undefined
   /** Uids besides our own that may connect. */
   readonly allowUids?: ReadonlyArray<number> | undefined
+  /** When set, every handshake must present this secret as `capabilityToken`. */
+  readonly capabilityToken?: string | undefined
 }
 
 const collect = <A>(
@@ -53,7 +56,11 @@ export const serverLayer = (options: ServeOptions) =>
     const allowUids = yield* Either.all(
       (options.allowUids ?? []).map((uid) => nonNegativeInteger(uid, "--allow-uid"))
     )
+    if (options.capabilityToken !== undefined && options.capabilityToken === "") {
+      return yield* Either.left(new UsageError({ reason: "the capability token must not be empty" }))
+    }
     return Layer.mergeAll(
+      CapabilityGate.layer(options.capabilityToken),
       FileTokenStore.layer(options.dataDir),
       FileKeyStorage.layer(options.dataDir),
       AccessPolicy.layer(tokenPatterns, keyPatterns),

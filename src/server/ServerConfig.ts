@@ -1,7 +1,9 @@
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
 import {
+  DEFAULT_MAX_BUFFERED_BYTES,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_FRAMES_PER_READ,
   DEFAULT_MAX_IN_FLIGHT,
   HANDSHAKE_TIMEOUT_MS,
   MAX_FRAME_BYTES,
@@ -17,6 +19,10 @@ export interface ServerConfigShape {
   readonly maxConnections: number
   readonly maxInFlightPerConnection: number
   readonly maxFrameBytes: number
+  /** Frames handled from one connection before other connections get a turn. */
+  readonly maxFramesPerRead: number
+  /** Bytes received but not yet handled that one connection may hold; past it the connection is closed. */
+  readonly maxBufferedBytes: number
   readonly handshakeTimeoutMs: number
   readonly partialFrameTimeoutMs: number
   readonly storeCallTimeoutMs: number
@@ -29,6 +35,8 @@ export const defaults: ServerConfigShape = {
   maxConnections: DEFAULT_MAX_CONNECTIONS,
   maxInFlightPerConnection: DEFAULT_MAX_IN_FLIGHT,
   maxFrameBytes: MAX_FRAME_BYTES,
+  maxFramesPerRead: DEFAULT_MAX_FRAMES_PER_READ,
+  maxBufferedBytes: DEFAULT_MAX_BUFFERED_BYTES,
   handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
   partialFrameTimeoutMs: PARTIAL_FRAME_TIMEOUT_MS,
   storeCallTimeoutMs: STORE_CALL_TIMEOUT_MS,

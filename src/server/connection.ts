@@ -12,6 +12,7 @@ import {
   type ProxyError,
   RateLimited,
   ResponseTooLarge,
+  Unauthorized,
   UnknownVersion
 } from "../errors/errors.js"
 import { toWireError } from "../errors/wire-error.js"
@@ -23,18 +24,24 @@ import { isOperation } from "../protocol/operations.js"
 import { describeParseIssue } from "../protocol/parse-issue.js"
 import { failureJson, handshakeFailureJson, handshakeOkJson, successJson } from "../protocol/responses.js"
 import type { AuditLogShape } from "../services/AuditLog.js"
+import type { CapabilityGateShape } from "../services/CapabilityGate.js"
 import type { ConnectionRateLimit } from "../services/RateLimiter.js"
 import type { DeadlineWatch, Expirable } from "./deadline-watch.js"
 import type { AuditFields, Operations } from "./operations.js"
+import type { RejectReason, ServerStatus } from "./ServerStatus.js"
 
 /** What every connection of one server shares. */
 export interface ConnectionContext {
   readonly operations: Operations
   readonly audit: AuditLogShape
+  readonly capability: CapabilityGateShape
+  readonly status: ServerStatus
   readonly deadlines: DeadlineWatch
   readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   readonly maxFrameBytes: number
   readonly maxInFlight: number
+  readonly maxFramesPerRead: number
+  readonly maxBufferedBytes: number
   readonly handshakeTimeoutMs: number
   readonly partialFrameTimeoutMs: number
   readonly onClosed: (connection: Connection) => void
@@ -46,6 +53,8 @@ const decodeEnvelope = Schema.decodeUnknownEither(RequestEnvelope)
 const NOT_AN_OBJECT = new InvalidRequest({ reason: "frame is not a JSON object" })
 const UNUSABLE_ID = new InvalidRequest({ reason: "id must be a non-empty string of at most 128 characters" })
 const UNKNOWN_OPERATION = new InvalidRequest({ reason: "op is not a known operation" })
+const FRAME_TOO_LARGE = new InvalidRequest({ reason: "frame too large" })
+const WRONG_CAPABILITY = new Unauthorized({ reason: "capability token missing or wrong" })
 
 type JsonObject = Record<string, unknown>
 
@@ -67,7 +76,8 @@ const parseJsonObject = (bytes: Buffer): JsonObject | undefined => {
  * then per request the rate limit, envelope and payload schema, policy and
  * handler (PROTOCOL.md §14 order). Results that are already complete are
  * answered inline; the rest run as fibers in the server's set. Reads pause
- * while too many requests are in flight or the peer is not reading replies.
+ * while too many requests are in flight, while the peer is not reading its
+ * answers, and for a turn of the event loop after `maxFramesPerRead` frames.
  */
 export class Connection implements Expirable {
   private readonly decoder: FrameDecoder
@@ -76,8 +86,9 @@ export class Connection implements Expirable {
   private draining = false
   private peerEnded = false
   private writeBlocked = false
+  private yielding = false
   private inFlight = 0
-  private handshakeDeadline: number
+  private readonly handshakeDeadline: number
   private partialSince = -1
 
   constructor(
@@ -88,9 +99,11 @@ export class Connection implements Expirable {
     this.decoder = new FrameDecoder(ctx.maxFrameBytes)
     this.handshakeDeadline = ctx.deadlines.now() + ctx.handshakeTimeoutMs
     ctx.deadlines.watch(this)
-    socket.on("data", (chunk: Buffer) => this.onData(chunk))
-    socket.on("end", () => this.onEnd())
-    socket.on("drain", () => this.onDrain())
+    ctx.status.connectionsOpen++
+    ctx.status.connectionsTotal++
+    socket.on("data", (chunk: Buffer) => this.contained(() => this.onData(chunk)))
+    socket.on("end", () => this.contained(() => this.onEnd()))
+    socket.on("drain", () => this.contained(() => this.onDrain()))
     socket.on("error", () => {})
     socket.on("close", () => this.onClose())
     socket.resume()
@@ -105,10 +118,7 @@ export class Connection implements Expirable {
 
   expire(): void {
     if (this.closed) return
-    this.ctx.audit.event(
-      "Info",
-      this.handshaken ? "partial frame timed out; closing" : "handshake timed out; closing"
-    )
+    this.reject(this.handshaken ? "partial_frame_timeout" : "handshake_timeout", "deadline passed; closing")
     this.destroy()
   }
 
@@ -129,8 +139,34 @@ export class Connection implements Expirable {
     this.socket.destroy()
   }
 
+  /** A bug in this code must cost one connection, never the server (the event callbacks run outside any fiber). */
+  private contained(handle: () => void): void {
+    try {
+      handle()
+    } catch (defect) {
+      this.ctx.audit.event("Error", "connection handler failed; closing the connection", {
+        cause: defect instanceof Error ? defect.message : String(defect)
+      })
+      this.reject("internal")
+      this.destroy()
+    }
+  }
+
+  private reject(reason: RejectReason, message?: string): void {
+    this.ctx.status.reject(reason)
+    if (message !== undefined) this.ctx.audit.event("Info", message, { reason })
+  }
+
   private onData(chunk: Buffer): void {
     if (this.closed) return
+    if (this.decoder.bufferedBytes + chunk.length > this.ctx.maxBufferedBytes) {
+      this.ctx.audit.event("Warning", "connection buffered too many unprocessed bytes; closing", {
+        limit: this.ctx.maxBufferedBytes
+      })
+      this.reject("buffer_cap")
+      this.destroy()
+      return
+    }
     this.decoder.push(chunk)
     this.pump()
   }
@@ -142,20 +178,26 @@ export class Connection implements Expirable {
 
   private onDrain(): void {
     this.writeBlocked = false
-    this.updateFlow()
     this.pump()
   }
 
   private onClose(): void {
     this.closed = true
+    this.ctx.status.connectionsOpen--
     this.ctx.deadlines.unwatch(this)
     this.ctx.onClosed(this)
   }
 
   /** Cuts and handles every complete frame that may be handled now. */
   private pump(): void {
+    if (this.yielding) return
     this.socket.cork()
+    let frames = 0
     while (!this.closed && !this.draining && this.inFlight < this.ctx.maxInFlight) {
+      if (frames === this.ctx.maxFramesPerRead) {
+        this.yieldTurn()
+        break
+      }
       const step = this.decoder.next()
       if (step._tag === "NeedMore") break
       if (step._tag === "Oversize") {
@@ -163,10 +205,12 @@ export class Connection implements Expirable {
           length: step.length,
           limit: this.ctx.maxFrameBytes
         })
-        this.send(failureJson(undefined, toWireError(new InvalidRequest({ reason: "frame too large" }))))
+        this.reject("oversize_frame")
+        this.send(failureJson(undefined, toWireError(FRAME_TOO_LARGE)))
         this.closeAfterWrites()
         break
       }
+      frames++
       this.partialSince = -1
       if (this.handshaken) this.onRequestFrame(step.payload)
       else this.onHandshakeFrame(step.payload)
@@ -175,6 +219,15 @@ export class Connection implements Expirable {
     this.trackPartialFrame()
     this.updateFlow()
     this.finishIfDone()
+  }
+
+  /** Lets other connections run before this one's next frames (fairness under floods of tiny frames). */
+  private yieldTurn(): void {
+    this.yielding = true
+    setImmediate(() => {
+      this.yielding = false
+      this.contained(() => this.pump())
+    })
   }
 
   private trackPartialFrame(): void {
@@ -188,32 +241,37 @@ export class Connection implements Expirable {
     }
   }
 
+  /** Version range, then capability token (PROTOCOL.md §14); any failure answers and closes. */
   private onHandshakeFrame(bytes: Buffer): void {
     const message = parseJsonObject(bytes)
     if (message === undefined) {
-      this.ctx.audit.event("Info", "first frame is not a JSON object; closing")
+      this.reject("bad_handshake", "first frame is not a JSON object; closing")
       this.destroy()
       return
     }
     const decoded = decodeHandshake(message)
     if (Either.isLeft(decoded)) {
-      this.refuseHandshake(
-        new InvalidRequest({ reason: `handshake ${describeParseIssue(decoded.left.issue)}` })
-      )
+      const reason = `handshake ${describeParseIssue(decoded.left.issue)}`
+      this.refuseHandshake("bad_handshake", new InvalidRequest({ reason }))
       return
     }
-    const { minVersion, maxVersion } = decoded.right.payload
+    const { minVersion, maxVersion, capabilityToken } = decoded.right.payload
     if (minVersion > PROTOCOL_VERSION || maxVersion < PROTOCOL_VERSION) {
-      this.refuseHandshake(new UnknownVersion({ minVersion, maxVersion }))
+      this.refuseHandshake("unknown_version", new UnknownVersion({ minVersion, maxVersion }))
+      return
+    }
+    if (!this.ctx.capability.admits(capabilityToken)) {
+      this.refuseHandshake("capability_token", WRONG_CAPABILITY)
       return
     }
     this.handshaken = true
     this.send(handshakeOkJson(PROTOCOL_VERSION))
   }
 
-  private refuseHandshake(error: ProxyError): void {
+  private refuseHandshake(reason: RejectReason, error: ProxyError): void {
     const wire = toWireError(error)
-    this.ctx.audit.event("Info", "handshake refused; closing", { code: wire.code })
+    this.ctx.status.reject(reason)
+    this.ctx.audit.event("Info", "handshake refused; closing", { code: wire.code, reason })
     this.send(handshakeFailureJson(wire))
     this.closeAfterWrites()
   }
@@ -225,27 +283,33 @@ export class Connection implements Expirable {
     const op = message !== undefined && isOperation(message.op) ? message.op : "unknown"
     const retryAfter = this.rateLimit.take()
     if (retryAfter > 0) {
-      this.reject(id, op, new RateLimited({ retryAfter }), started)
+      this.refuse(id, op, new RateLimited({ retryAfter }), started)
       return
     }
     if (message === undefined) {
-      this.reject(undefined, op, NOT_AN_OBJECT, started)
+      this.refuse(undefined, op, NOT_AN_OBJECT, started)
       return
     }
     if (id === undefined) {
-      this.reject(undefined, op, UNUSABLE_ID, started)
+      this.refuse(undefined, op, UNUSABLE_ID, started)
       return
     }
     const envelope = decodeEnvelope(message)
     if (Either.isLeft(envelope)) {
-      this.reject(id, op, new InvalidRequest({ reason: describeParseIssue(envelope.left.issue) }), started)
+      this.refuse(id, op, new InvalidRequest({ reason: describeParseIssue(envelope.left.issue) }), started)
       return
     }
     if (op === "unknown") {
-      this.reject(id, op, UNKNOWN_OPERATION, started)
+      this.refuse(id, op, UNKNOWN_OPERATION, started)
       return
     }
-    const request = this.ctx.operations.prepare(op, envelope.right.payload)
+    let request: ReturnType<Operations["prepare"]>
+    try {
+      request = this.ctx.operations.prepare(op, envelope.right.payload)
+    } catch (defect) {
+      this.answer(id, op, {}, Exit.die(defect), started)
+      return
+    }
     if (Exit.isExit(request.result)) {
       this.answer(id, op, request.audit, request.result as Exit.Exit<string, ProxyError>, started)
       return
@@ -254,14 +318,15 @@ export class Connection implements Expirable {
     const fiber = this.ctx.fork(request.result)
     fiber.addObserver((exit) => {
       this.inFlight--
-      this.answer(id, op, request.audit, exit, started)
-      this.updateFlow()
-      this.pump()
+      this.contained(() => {
+        this.answer(id, op, request.audit, exit, started)
+        this.pump()
+      })
     })
   }
 
   /** A request that failed before reaching a handler (rate limit, envelope). */
-  private reject(id: string | undefined, op: string, error: ProxyError, started: number): void {
+  private refuse(id: string | undefined, op: string, error: ProxyError, started: number): void {
     const wire = toWireError(error)
     this.finish(op, {}, wire.code, failureJson(id, wire), started)
   }
@@ -281,7 +346,7 @@ export class Connection implements Expirable {
     this.finish(op, audit, wire.code, failureJson(id, wire), started)
   }
 
-  /** Sends one answer (never one over the frame limit) and writes its audit line. */
+  /** Sends one answer (never one over the frame limit), counts it and writes its audit line. */
   private finish(
     op: string,
     audit: AuditFields,
@@ -299,6 +364,7 @@ export class Connection implements Expirable {
       reply = failureJson(id, wire)
     }
     if (!this.closed) this.send(reply)
+    this.ctx.status.request(op, result)
     if (this.ctx.audit.requestsEnabled) {
       this.ctx.audit.request({
         op,
@@ -340,10 +406,11 @@ export class Connection implements Expirable {
     this.socket.destroySoon()
   }
 
-  /** Reads flow only while the peer reads our replies and few enough requests are in flight. */
+  /** Reads flow only while the peer reads our answers, few enough requests are in flight and we are not yielding. */
   private updateFlow(): void {
     if (this.closed) return
-    const mayRead = !this.draining && !this.writeBlocked && this.inFlight < this.ctx.maxInFlight
+    const mayRead =
+      !this.draining && !this.writeBlocked && !this.yielding && this.inFlight < this.ctx.maxInFlight
     if (mayRead) {
       if (this.socket.isPaused()) this.socket.resume()
     } else if (!this.socket.isPaused()) {
@@ -353,7 +420,7 @@ export class Connection implements Expirable {
 
   /** After the peer half-closed: answer what was received, then close. */
   private finishIfDone(): void {
-    if (this.closed || !this.peerEnded || this.inFlight > 0 || this.draining) return
+    if (this.closed || !this.peerEnded || this.inFlight > 0 || this.draining || this.yielding) return
     this.closeAfterWrites()
   }
 }

@@ -6,6 +6,7 @@ import type * as Scope from "effect/Scope"
 import type { ServerStartError } from "../errors/startup.js"
 import { AccessPolicy } from "../services/AccessPolicy.js"
 import { AuditLog } from "../services/AuditLog.js"
+import { CapabilityGate } from "../services/CapabilityGate.js"
 import { KeyStorage } from "../services/KeyStorage.js"
 import { PeerVerifier } from "../services/PeerVerifier.js"
 import { RateLimiter } from "../services/RateLimiter.js"
@@ -15,14 +16,17 @@ import { startDeadlineWatch } from "./deadline-watch.js"
 import { listen, removeSocketFile } from "./listener.js"
 import { makeOperations } from "./operations.js"
 import { ServerConfig } from "./ServerConfig.js"
+import { ServerStatus, type StatusSnapshot } from "./ServerStatus.js"
 import { chooseSocketPath, defaultSocketDir, prepareSocketDir } from "./socket-path.js"
 
-/** A running server: where it listens. It runs until the scope it was started in closes. */
+/** A running server: where it listens, and its counters. It runs until the scope it was started in closes. */
 export interface RunningServer {
   readonly socketPath: string
+  readonly status: () => StatusSnapshot
 }
 
 export type ServerServices =
+  | CapabilityGate
   | TokenStore
   | KeyStorage
   | AccessPolicy
@@ -43,6 +47,8 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     const audit = yield* AuditLog
     const peers = yield* PeerVerifier
     const limiter = yield* RateLimiter
+    const capability = yield* CapabilityGate
+    const status = new ServerStatus()
     const operations = makeOperations({
       tokens: yield* TokenStore,
       keys: yield* KeyStorage,
@@ -83,9 +89,13 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     const context: ConnectionContext = {
       operations,
       audit,
+      capability,
+      status,
       deadlines,
       fork: (effect) => fork(effect),
       maxFrameBytes: config.maxFrameBytes,
+      maxFramesPerRead: config.maxFramesPerRead,
+      maxBufferedBytes: config.maxBufferedBytes,
       maxInFlight: config.maxInFlightPerConnection,
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       partialFrameTimeoutMs: config.partialFrameTimeoutMs,
@@ -101,10 +111,12 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
           serverUid: peer.expectedUid,
           ...(peer.pid === undefined ? {} : { peerPid: peer.pid })
         })
+        status.reject("peer")
         socket.destroy()
         return
       }
       if (connections.size >= config.maxConnections) {
+        status.reject("max_connections")
         audit.event("Warning", "connection refused: too many connections", { limit: config.maxConnections })
         socket.destroy()
         return
@@ -114,7 +126,14 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     }
 
     yield* listen(socketPath, accept)
-    audit.event("Info", "listening", { socket: socketPath })
-    return { socketPath }
+    audit.event("Info", "listening", { socket: socketPath, capabilityToken: capability.required })
+    return {
+      socketPath,
+      status: () => {
+        let inFlight = 0
+        for (const connection of connections) inFlight += connection.requestsInFlight
+        return status.snapshot(inFlight, deadlines.size)
+      }
+    }
   }
 )

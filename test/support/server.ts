@@ -9,8 +9,10 @@ import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
 import * as PeerVerifierNative from "../../src/layers/PeerVerifierNative.js"
 import * as RecordingAuditLog from "../../src/layers/RecordingAuditLog.js"
 import * as ServerConfig from "../../src/server/ServerConfig.js"
+import type { StatusSnapshot } from "../../src/server/ServerStatus.js"
 import { serve } from "../../src/server/serve.js"
 import * as AccessPolicy from "../../src/services/AccessPolicy.js"
+import * as CapabilityGate from "../../src/services/CapabilityGate.js"
 import type { KeyStorage } from "../../src/services/KeyStorage.js"
 import * as RateLimiter from "../../src/services/RateLimiter.js"
 import type { TokenStore } from "../../src/services/TokenStore.js"
@@ -26,6 +28,7 @@ export interface TestServerOptions {
   readonly allow?: ReadonlyArray<string>
   readonly allowKeys?: ReadonlyArray<string>
   readonly rateLimit?: number
+  readonly capabilityToken?: string
   readonly config?: Partial<ServerConfig.ServerConfigShape>
   /** Replaces the file stores (for tests about logic, or stores that misbehave on command). */
   readonly stores?: Layer.Layer<TokenStore | KeyStorage>
@@ -36,6 +39,7 @@ export interface TestServer {
   readonly dataDir: string
   readonly socketDir: string
   readonly audit: RecordingAuditLog.AuditRecording
+  readonly status: () => StatusSnapshot
 }
 
 const patterns = <A>(
@@ -66,10 +70,11 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
         patterns(options.allowKeys ?? [], AccessPolicy.parseKeyPattern)
       ),
       RateLimiter.layer(options.rateLimit ?? 0),
+      CapabilityGate.layer(options.capabilityToken),
       ServerConfig.layer({ socketDir, ...options.config }),
       PeerVerifierNative.layer({ allowUids: [] })
     ).pipe(Layer.provideMerge(RecordingAuditLog.layer(audit)))
     const context = yield* Layer.build(layer).pipe(Effect.orDie)
-    const { socketPath } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
-    return { socketPath, dataDir, socketDir, audit }
+    const { socketPath, status } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
+    return { socketPath, dataDir, socketDir, audit, status }
   })
