@@ -121,13 +121,11 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
     expect(await client.request("list_providers")).toMatchObject({ ok: true, data: { providers: [] } })
     client.close()
 
-    // Logs go to stderr (the default level logs the start).
-    expect(server.stderr()).toMatch(/listening/)
-
     const exit = await server.stop("SIGTERM")
     expect(exit).toEqual({ code: 0, signal: null })
-    // Over the whole life: the ready line and nothing else.
+    // Over the whole life: the ready line and nothing else on stdout; logs on stderr.
     expect(server.stdout()).toBe(`${server.readyText}\n`)
+    expect(server.stderr()).toMatch(/listening/)
   })
 
   it("two servers on the same socket directory get different socket files", async () => {
@@ -476,12 +474,16 @@ describe("bad arguments: exit 2 with a message (PROTOCOL.md §13, §14)", () => 
     ["--allow-key with * inside a name", ["serve", "--allow-key", "OPENAI*"], /OPENAI\*/],
     ["--allow with * inside a name", ["serve", "--allow", "anth*"], /anth\*/],
     ["--log-level loud", ["serve", "--log-level", "loud"], /error, warn, info, debug, trace/],
+    // Values @effect/cli's own built-in --log-level knows, but §13's does not.
+    ["--log-level none", ["serve", "--log-level", "none"], /error, warn, info, debug, trace/],
+    ["--log-level warning", ["serve", "--log-level", "warning"], /error, warn, info, debug, trace/],
     ["--max-connections -1", ["serve", "--max-connections", "-1"], /max-connections/],
     ["--allow-uid abc", ["serve", "--allow-uid", "abc"], /abc/]
   ]
   for (const [name, args, mentions] of cases) {
     it(name, async () => {
-      const result = await runCli([...args, ...serveArgs()])
+      // A bad argument must fail at once; a serve that starts anyway is killed after 5 s.
+      const result = await runCli([...args, ...serveArgs()], { timeoutMs: 5_000 })
       expectExit(result, 2)
       expect(result.stdout).toBe("")
       expect(result.stderr).toMatch(mentions)
@@ -534,6 +536,17 @@ describe("bad arguments: exit 2 with a message (PROTOCOL.md §13, §14)", () => 
   })
 })
 
+/** The object (the entry itself or one nested in it) that carries a request's `op`: wherever the logger put the fields. */
+const requestFields = (value: Json): Json | undefined => {
+  if (typeof value !== "object" || value === null) return undefined
+  if (!Array.isArray(value) && typeof value.op === "string") return value
+  for (const inner of Object.values(value)) {
+    const found = requestFields(inner)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
 describe("logging (PROTOCOL.md §12, §14)", () => {
   it("--log-format json --log-level debug: one JSON object per stderr line, per-request lines, no secrets", async () => {
     await importToken("anthropic", fullToken)
@@ -569,23 +582,58 @@ describe("logging (PROTOCOL.md §12, §14)", () => {
       expect(typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)).toBe(true)
       return parsed as Json
     })
-    const text = JSON.stringify(entries)
-    const requestEntries = entries.filter((entry) => /"op"/.test(JSON.stringify(entry)))
-    const ops = requestEntries.map((entry) => JSON.stringify(entry))
-    for (const [op, outcome] of [
-      ["get_token", "ok"],
-      ["get_token", "NOT_FOUND"],
-      ["get_api_key", "ok"],
-      ["has_api_key", "ok"],
-      ["save_token", "ok"]
-    ] as const) {
-      expect(ops.some((line) => line.includes(`"${op}"`) && line.includes(`"${outcome}"`))).toBe(true)
-    }
-    expect(text).toContain("outcome")
+    const requests = entries.map(requestFields).filter((fields) => fields !== undefined)
+    const logged = (op: string, outcome: string) =>
+      requests.filter((fields) => fields.op === op && fields.outcome === outcome)
+    expect(logged("get_token", "ok")).toEqual([
+      expect.objectContaining({ provider: "anthropic", bucket: "default" })
+    ])
+    expect(logged("get_token", "NOT_FOUND")).toEqual([expect.objectContaining({ provider: "missing" })])
+    expect(logged("get_api_key", "ok")).toHaveLength(1)
+    expect(logged("has_api_key", "ok")).toHaveLength(1)
+    expect(logged("save_token", "ok")).toEqual([
+      expect.objectContaining({ provider: "anthropic", bucket: "saved" })
+    ])
+    expect(requests.filter((fields) => fields.op === "refresh_token")).toHaveLength(1)
+    // Every request line carries a duration.
+    for (const fields of requests) expect(Object.keys(fields).some((key) => /duration/i.test(key))).toBe(true)
 
     for (const secret of [ACCESS_TOKEN, REFRESH_TOKEN, API_KEY]) expect(stderr).not.toContain(secret)
     expect(server.stdout()).toBe(`${server.readyText}\n`)
   })
+})
+
+describe("--log-level is honoured wherever it stands (PROTOCOL.md §13)", () => {
+  /** Runs serve with `args`, makes two requests, stops it; the parsed stderr lines. */
+  const logOf = async (args: ReadonlyArray<string>): Promise<Array<Json>> => {
+    const server = await startServe(args)
+    const client = await open(server)
+    expect(await client.request("list_providers")).toMatchObject({ ok: true })
+    expect(await client.request("has_api_key", { name: "x" })).toMatchObject({ ok: true })
+    client.close()
+    expect(await server.stop()).toEqual({ code: 0, signal: null })
+    return lines(server.stderr()).map((line) => JSON.parse(line) as Json)
+  }
+  const levelOf = (entry: Json): string => String(entry.logLevel ?? entry.level ?? "").toUpperCase()
+  const hasRequestLine = (entries: ReadonlyArray<Json>): boolean =>
+    entries.some((entry) => requestFields(entry)?.op === "list_providers")
+
+  for (const [where, build] of [
+    ["first", (level: string) => ["--log-level", level, "--log-format", "json", ...serveArgs()]],
+    ["last", (level: string) => ["--log-format", "json", ...serveArgs(), "--log-level", level]],
+    [
+      "as --log-level=X, first",
+      (level: string) => [`--log-level=${level}`, "--log-format", "json", ...serveArgs()]
+    ]
+  ] as const) {
+    it(`${where}: debug logs each request, error logs no info`, async () => {
+      const debug = await logOf(build("debug"))
+      expect(hasRequestLine(debug)).toBe(true)
+      const quiet = await logOf(build("error"))
+      expect(quiet.filter((entry) => ["INFO", "DEBUG", "TRACE"].includes(levelOf(entry)))).toEqual([])
+      expect(hasRequestLine(quiet)).toBe(false)
+    })
+  }
 })
 
 describe("access policy from the command line (PROTOCOL.md §8, §14)", () => {

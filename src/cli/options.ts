@@ -3,6 +3,13 @@ import * as Option from "effect/Option"
 import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
 import { resolveDataDir } from "./data-dir.js"
 
+/**
+ * @effect/cli has a built-in `--log-level` (with other level names) that it
+ * strips from the arguments before our commands see them; `main` hands ours
+ * over under this alias instead (see `routeLogLevel`).
+ */
+export const LOG_LEVEL_ALIAS = "-L"
+
 /** `--data-dir DIR`, shared by every command; resolved with the environment fallbacks. */
 export const dataDir = Options.text("data-dir").pipe(
   Options.withDescription(
@@ -19,6 +26,7 @@ export const bucket = Options.text("bucket").pipe(
 )
 
 export const logLevel = Options.choice("log-level", LOG_LEVELS).pipe(
+  Options.withAlias(LOG_LEVEL_ALIAS.slice(1)),
   Options.withDescription("how much to log on stderr"),
   Options.withDefault("info" as const)
 )

@@ -46,9 +46,9 @@ export class FrameDecoder {
     return this.buffered
   }
 
-  /** True when part of a frame (even one header byte) is waiting for the rest. */
+  /** True when part of a frame (a header byte, a whole header, or some payload) is waiting for the rest. */
   get hasPartialFrame(): boolean {
-    return this.buffered > 0
+    return this.buffered > 0 || this.pendingLength >= 0
   }
 
   next(): DecodeStep {

@@ -1,7 +1,6 @@
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 
 /** Something with a deadline (Clock milliseconds) and what to do when it passes. */
@@ -13,19 +12,25 @@ export interface Expirable {
 /**
  * Connection deadlines (handshake, partial frame) without a timer or fiber per
  * connection: a connection registers itself while a deadline is pending, and
- * one scoped fiber sweeps the set on the Effect `Clock`, so `TestClock` drives
- * it in tests and it stops with the server's scope.
+ * one scoped fiber sweeps the set every 100 ms on the Effect `Clock` — only
+ * while something is registered — so `TestClock` drives it in tests and it
+ * stops with the server's scope.
  */
 export class DeadlineWatch {
   private readonly watched = new Set<Expirable>()
 
-  constructor(readonly clock: Clock.Clock) {}
+  /** `pending` is open while anything is watched: the sweeper sleeps on it instead of ticking idly. */
+  constructor(
+    readonly clock: Clock.Clock,
+    readonly pending: Effect.Latch
+  ) {}
 
   now(): number {
     return this.clock.unsafeCurrentTimeMillis()
   }
 
   watch(item: Expirable): void {
+    if (this.watched.size === 0) this.pending.unsafeOpen()
     this.watched.add(item)
   }
 
@@ -38,7 +43,6 @@ export class DeadlineWatch {
   }
 
   sweep(): void {
-    if (this.watched.size === 0) return
     const now = this.now()
     for (const item of this.watched) {
       if (item.deadline <= now) {
@@ -46,6 +50,7 @@ export class DeadlineWatch {
         item.expire()
       }
     }
+    if (this.watched.size === 0) this.pending.unsafeClose()
   }
 }
 
@@ -53,9 +58,11 @@ export class DeadlineWatch {
 export const SWEEP_INTERVAL = Duration.millis(100)
 
 export const startDeadlineWatch: Effect.Effect<DeadlineWatch, never, Scope.Scope> = Effect.gen(function* () {
-  const watch = new DeadlineWatch(yield* Effect.clock)
-  yield* Effect.sync(() => watch.sweep()).pipe(
-    Effect.repeat(Schedule.spaced(SWEEP_INTERVAL)),
+  const watch = new DeadlineWatch(yield* Effect.clock, yield* Effect.makeLatch(false))
+  yield* watch.pending.await.pipe(
+    Effect.zipRight(Effect.sleep(SWEEP_INTERVAL)),
+    Effect.zipRight(Effect.sync(() => watch.sweep())),
+    Effect.forever,
     Effect.forkScoped
   )
   return watch

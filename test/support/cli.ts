@@ -32,6 +32,8 @@ export interface SpawnOptions {
   readonly stdin?: string
   /** Added to the child's environment. */
   readonly env?: Readonly<Record<string, string>>
+  /** For `runCli`: how long the command may take before it is killed and the call fails (default 15 s). */
+  readonly timeoutMs?: number
 }
 
 export interface Workspace {
@@ -86,12 +88,11 @@ export const runCli = (args: ReadonlyArray<string>, options: SpawnOptions = {}):
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk
     })
+    const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
-      reject(
-        new Error(`credproxy ${args.join(" ")} did not finish within ${COMMAND_TIMEOUT_MS} ms\n${stderr}`)
-      )
-    }, COMMAND_TIMEOUT_MS)
+      reject(new Error(`credproxy ${args.join(" ")} did not finish within ${timeoutMs} ms\n${stderr}`))
+    }, timeoutMs)
     child.once("error", (error) => {
       clearTimeout(timer)
       reject(error)
