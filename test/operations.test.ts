@@ -255,7 +255,7 @@ describe("requests that fail validation (PROTOCOL.md §5, §8, §14)", () => {
     Effect.gen(function* () {
       const server = yield* startServer()
       const client = yield* open(server)
-      for (const op of ["refresh_token", "oauth_initiate", "oauth_exchange", "oauth_poll", "oauth_cancel"]) {
+      for (const op of ["oauth_initiate", "oauth_exchange", "oauth_poll", "oauth_cancel"]) {
         const reply = yield* call(client, op, { provider: "p", session_id: "s", code: "c" })
         expect(reply).toMatchObject({ ok: false, code: "INVALID_REQUEST" })
       }

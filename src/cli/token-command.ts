@@ -13,6 +13,7 @@ import { OAuthToken, sanitizeToken } from "../protocol/token.js"
 import { type TokenKey, TokenStore } from "../services/TokenStore.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
+import { refreshCommand } from "./refresh-command.js"
 import { readStdin } from "./stdin.js"
 
 const provider = Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
@@ -109,5 +110,5 @@ const removeCommand = Command.make(
 
 export const tokenCommand = Command.make("token").pipe(
   Command.withDescription("manage stored OAuth tokens on the host"),
-  Command.withSubcommands([importCommand, showCommand, listCommand, removeCommand])
+  Command.withSubcommands([importCommand, showCommand, listCommand, removeCommand, refreshCommand])
 )

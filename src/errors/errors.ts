@@ -58,6 +58,57 @@ export class HandlerDefect extends Schema.TaggedError<HandlerDefect>()("HandlerD
   cause: Schema.Defect
 }) {}
 
+/** `refresh_token` for a provider the host has no configuration for (PROTOCOL.md §16). */
+export class ProviderNotFound extends Schema.TaggedError<ProviderNotFound>()("ProviderNotFound", {
+  provider: Schema.String
+}) {
+  override get message(): string {
+    return `provider ${this.provider} is not configured (add it to the providers file)`
+  }
+}
+
+/**
+ * The host must log in again: no refresh token is stored (`NoRefreshToken`),
+ * or the provider rejected it (`Rejected`: invalid_grant or 401), in which
+ * case the stored refresh token has been cleared.
+ */
+export class ReauthRequired extends Schema.TaggedError<ReauthRequired>()("ReauthRequired", {
+  reason: Schema.Literal("NoRefreshToken", "Rejected")
+}) {
+  override get message(): string {
+    return this.reason === "Rejected"
+      ? "the provider rejected the refresh token; log in again on the host"
+      : "no refresh token is stored; log in again on the host"
+  }
+}
+
+/** A refresh within the 30 s cooldown of the last one, while the stored token is no longer valid. */
+export class RefreshCooldown extends Schema.TaggedError<RefreshCooldown>()("RefreshCooldown", {
+  retryAfter: Schema.Number
+}) {
+  override get message(): string {
+    return `the token was refreshed moments ago; retry in ${this.retryAfter} s`
+  }
+}
+
+/**
+ * A refresh at the provider's token endpoint failed. `Transient` (network
+ * error, 5xx, timeout) is retried; `Rejected` (invalid_grant, 401) means the
+ * refresh token is no good; `Invalid` is any other error answer or a malformed
+ * response. `detail` is safe to log (an OAuth error code, a status, a kind of
+ * failure). The library's own error is not kept: it can carry the response
+ * body, and a token endpoint's body holds tokens.
+ */
+export class RefreshFailure extends Schema.TaggedError<RefreshFailure>()("RefreshFailure", {
+  reason: Schema.Literal("Transient", "Rejected", "Invalid"),
+  provider: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `refresh at provider ${this.provider} failed (${this.detail})`
+  }
+}
+
 export type StoreError = StoreFailure | StoreTimeout
 
 export type ProxyError =
@@ -71,3 +122,7 @@ export type ProxyError =
   | StoreTimeout
   | ResponseTooLarge
   | HandlerDefect
+  | ProviderNotFound
+  | ReauthRequired
+  | RefreshCooldown
+  | RefreshFailure

@@ -40,5 +40,21 @@ export const toWireError = (error: ProxyError): WireError => {
       return { code: WireCode.INTERNAL_ERROR, message: "response too large" }
     case "HandlerDefect":
       return { code: WireCode.INTERNAL_ERROR, message: "internal error" }
+    case "ProviderNotFound":
+      return { code: WireCode.PROVIDER_NOT_FOUND, message: "provider not configured on the host" }
+    case "ReauthRequired":
+      return { code: WireCode.REAUTH_REQUIRED, message: error.message }
+    case "RefreshCooldown":
+      return {
+        code: WireCode.RATE_LIMITED,
+        message: "token refreshed moments ago",
+        retryAfter: error.retryAfter
+      }
+    case "RefreshFailure":
+      return {
+        code: WireCode.INTERNAL_ERROR,
+        message:
+          error.reason === "Transient" ? "provider unreachable" : "provider did not complete the refresh"
+      }
   }
 }

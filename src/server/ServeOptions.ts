@@ -4,11 +4,14 @@ import { UsageError } from "../errors/usage.js"
 import * as EffectAuditLog from "../layers/EffectAuditLog.js"
 import * as FileKeyStorage from "../layers/FileKeyStorage.js"
 import * as FileTokenStore from "../layers/FileTokenStore.js"
+import * as OAuthTokenRefresher from "../layers/OAuthTokenRefresher.js"
 import * as PeerVerifierNative from "../layers/PeerVerifierNative.js"
+import * as ProvidersFile from "../layers/ProvidersFile.js"
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT } from "../protocol/limits.js"
 import * as AccessPolicy from "../services/AccessPolicy.js"
 import * as CapabilityGate from "../services/CapabilityGate.js"
 import * as RateLimiter from "../services/RateLimiter.js"
+import { withRefresh } from "./refresh-layer.js"
 import * as ServerConfig from "./ServerConfig.js"
 
 /** What `credproxy serve` and the embedding API accept (PROTOCOL.md §13, §15). */
@@ -26,6 +29,8 @@ export interface ServeOptions {
   readonly allowUids?: ReadonlyArray<number> | undefined
   /** When set, every handshake must present this secret as `capabilityToken`. */
   readonly capabilityToken?: string | undefined
+  /** The providers file (§16); default `{dataDir}/providers.json`, which may be missing. */
+  readonly providers?: string | undefined
 }
 
 const collect = <A>(
@@ -41,8 +46,10 @@ const nonNegativeInteger = (value: number, what: string): Either.Either<number, 
 
 /**
  * Every Layer the server needs, built from the options: the embedded file
- * store in `dataDir`, the access policy, the rate limiter, the kernel peer
- * check and the audit log. Fails with a `UsageError` for a bad option.
+ * store in `dataDir` with refresh and proactive renewal on top (providers from
+ * the providers file), the access policy, the rate limiter, the kernel peer
+ * check and the audit log. Fails with a `UsageError` for a bad option or a bad
+ * providers file.
  */
 export const serverLayer = (options: ServeOptions) =>
   Either.gen(function* () {
@@ -61,7 +68,13 @@ export const serverLayer = (options: ServeOptions) =>
     }
     return Layer.mergeAll(
       CapabilityGate.layer(options.capabilityToken),
-      FileTokenStore.layer(options.dataDir),
+      withRefresh(
+        Layer.mergeAll(
+          FileTokenStore.layer(options.dataDir),
+          ProvidersFile.layer({ dataDir: options.dataDir, file: options.providers }),
+          OAuthTokenRefresher.layer
+        )
+      ),
       FileKeyStorage.layer(options.dataDir),
       AccessPolicy.layer(tokenPatterns, keyPatterns),
       RateLimiter.layer(rateLimit),

@@ -19,6 +19,8 @@ import { describeParseIssue } from "../protocol/parse-issue.js"
 import { mergeTokens, sanitizedTokenJson, withoutRefreshToken } from "../protocol/token.js"
 import type { AccessPolicyShape } from "../services/AccessPolicy.js"
 import type { KeyStorageShape } from "../services/KeyStorage.js"
+import type { RefreshCoordinatorShape } from "../services/RefreshCoordinator.js"
+import type { TokenRenewalShape } from "../services/TokenRenewal.js"
 import type { TokenKey, TokenStoreShape } from "../services/TokenStore.js"
 import { flatMapInline, mapInline, orElseSucceedInline } from "./inline.js"
 
@@ -49,6 +51,10 @@ export interface OperationDeps {
   readonly tokens: TokenStoreShape
   readonly keys: KeyStorageShape
   readonly policy: AccessPolicyShape
+  /** `refresh_token` (PROTOCOL.md §6): the coordinator applies its own deadlines. */
+  readonly refresh: RefreshCoordinatorShape
+  /** Proactive renewal, told about every token `get_token` answers. */
+  readonly renewal: TokenRenewalShape
   readonly storeCallTimeoutMs: number
 }
 
@@ -80,7 +86,7 @@ const tokenAudit = (payload: {
 })
 
 export const makeOperations = (deps: OperationDeps): Operations => {
-  const { tokens, keys, policy } = deps
+  const { tokens, keys, policy, refresh, renewal } = deps
   const timeout = Duration.millis(deps.storeCallTimeoutMs)
 
   /** The host-side deadline of one store call (§10); completed results stay inline. */
@@ -125,7 +131,13 @@ export const makeOperations = (deps: OperationDeps): Operations => {
     get_token: spec("get_token", {
       audit: tokenAudit,
       authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
-      run: (p) => mapInline(getToken(tokenKey(p)), sanitizedTokenJson)
+      run: (p) => {
+        const key = tokenKey(p)
+        return mapInline(getToken(key), (token) => {
+          renewal.watch(key, token)
+          return sanitizedTokenJson(token)
+        })
+      }
     }),
 
     save_token: spec("save_token", {
@@ -229,7 +241,11 @@ export const makeOperations = (deps: OperationDeps): Operations => {
         )
     }),
 
-    refresh_token: notYet("refresh_token"),
+    refresh_token: spec("refresh_token", {
+      audit: tokenAudit,
+      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+      run: (p) => Effect.map(refresh.refresh(tokenKey(p)), sanitizedTokenJson)
+    }),
     oauth_initiate: notYet("oauth_initiate"),
     oauth_exchange: notYet("oauth_exchange"),
     oauth_poll: notYet("oauth_poll"),

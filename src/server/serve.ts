@@ -2,6 +2,7 @@ import type * as net from "node:net"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { ServerStartError } from "../errors/startup.js"
 import { AccessPolicy } from "../services/AccessPolicy.js"
@@ -10,6 +11,8 @@ import { CapabilityGate } from "../services/CapabilityGate.js"
 import { KeyStorage } from "../services/KeyStorage.js"
 import { PeerVerifier } from "../services/PeerVerifier.js"
 import { RateLimiter } from "../services/RateLimiter.js"
+import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
+import { TokenRenewal } from "../services/TokenRenewal.js"
 import { TokenStore } from "../services/TokenStore.js"
 import { Connection, type ConnectionContext } from "./connection.js"
 import { startDeadlineWatch } from "./deadline-watch.js"
@@ -34,6 +37,8 @@ export type ServerServices =
   | PeerVerifier
   | AuditLog
   | ServerConfig
+  | RefreshCoordinator
+  | TokenRenewal
 
 /**
  * The credential proxy server as a scoped program. Acquisition order sets the
@@ -53,6 +58,8 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       tokens: yield* TokenStore,
       keys: yield* KeyStorage,
       policy: yield* AccessPolicy,
+      refresh: yield* RefreshCoordinator,
+      renewal: yield* TokenRenewal,
       storeCallTimeoutMs: config.storeCallTimeoutMs
     })
 
@@ -68,7 +75,11 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     )
 
     const requests = yield* FiberSet.make<unknown, unknown>()
-    const fork = yield* FiberSet.runtime(requests)<never>()
+    // A request's failure is answered on its connection; it must not also be logged by the runtime as
+    // an unhandled error, which would print the whole cause (a provider's answer may hold tokens).
+    const fork = yield* FiberSet.runtime(requests)<never>().pipe(
+      Effect.withUnhandledErrorLogLevel(Option.none())
+    )
     const deadlines = yield* startDeadlineWatch
 
     yield* Effect.addFinalizer(() =>

@@ -1,20 +1,27 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as FileKeyStorage from "../../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
+import * as OAuthTokenRefresher from "../../src/layers/OAuthTokenRefresher.js"
 import * as PeerVerifierNative from "../../src/layers/PeerVerifierNative.js"
 import * as RecordingAuditLog from "../../src/layers/RecordingAuditLog.js"
+import { withRefresh } from "../../src/server/refresh-layer.js"
 import * as ServerConfig from "../../src/server/ServerConfig.js"
 import type { StatusSnapshot } from "../../src/server/ServerStatus.js"
 import { serve } from "../../src/server/serve.js"
 import * as AccessPolicy from "../../src/services/AccessPolicy.js"
 import * as CapabilityGate from "../../src/services/CapabilityGate.js"
 import type { KeyStorage } from "../../src/services/KeyStorage.js"
+import type { OAuthProvider } from "../../src/services/OAuthProviders.js"
+import * as OAuthProviders from "../../src/services/OAuthProviders.js"
 import * as RateLimiter from "../../src/services/RateLimiter.js"
+import type { TokenRefresher } from "../../src/services/TokenRefresher.js"
+import { TokenRenewal, type TokenRenewalShape } from "../../src/services/TokenRenewal.js"
 import type { TokenStore } from "../../src/services/TokenStore.js"
 
 /** A fresh private directory (0700) under the real temp dir, removed when the scope closes. */
@@ -32,6 +39,12 @@ export interface TestServerOptions {
   readonly config?: Partial<ServerConfig.ServerConfigShape>
   /** Replaces the file stores (for tests about logic, or stores that misbehave on command). */
   readonly stores?: Layer.Layer<TokenStore | KeyStorage>
+  /** Configured OAuth providers (default: none). */
+  readonly providers?: ReadonlyArray<OAuthProvider>
+  /** Replaces the real (oauth4webapi) refresher, e.g. with one that fails on command. */
+  readonly refresher?: Layer.Layer<TokenRefresher>
+  /** Fixed jitter for proactive renewal (default: random 0-30 s). */
+  readonly jitter?: Effect.Effect<number>
 }
 
 export interface TestServer {
@@ -40,6 +53,8 @@ export interface TestServer {
   readonly socketDir: string
   readonly audit: RecordingAuditLog.AuditRecording
   readonly status: () => StatusSnapshot
+  /** The server's proactive renewal (how many timers it holds). */
+  readonly renewal: TokenRenewalShape
 }
 
 const patterns = <A>(
@@ -64,7 +79,14 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
     const audit = RecordingAuditLog.makeRecording()
     const stores = options.stores ?? Layer.merge(FileTokenStore.layer(dataDir), FileKeyStorage.layer(dataDir))
     const layer = Layer.mergeAll(
-      stores,
+      withRefresh(
+        Layer.mergeAll(
+          stores,
+          OAuthProviders.layer(options.providers ?? []),
+          options.refresher ?? OAuthTokenRefresher.layer
+        ),
+        { callTimeoutMs: options.config?.storeCallTimeoutMs, jitter: options.jitter }
+      ),
       AccessPolicy.layer(
         patterns(options.allow ?? [], AccessPolicy.parseTokenPattern),
         patterns(options.allowKeys ?? [], AccessPolicy.parseKeyPattern)
@@ -76,5 +98,6 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
     ).pipe(Layer.provideMerge(RecordingAuditLog.layer(audit)))
     const context = yield* Layer.build(layer).pipe(Effect.orDie)
     const { socketPath, status } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
-    return { socketPath, dataDir, socketDir, audit, status }
+    const renewal = Context.get(context, TokenRenewal)
+    return { socketPath, dataDir, socketDir, audit, status, renewal }
   })

@@ -1,0 +1,53 @@
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as FileTokenStore from "../layers/FileTokenStore.js"
+import * as OAuthTokenRefresher from "../layers/OAuthTokenRefresher.js"
+import * as ProvidersFile from "../layers/ProvidersFile.js"
+import { sanitizeToken } from "../protocol/token.js"
+import * as RefreshCoordinator from "../services/RefreshCoordinator.js"
+import { requireName } from "./names.js"
+import * as shared from "./options.js"
+import { providersFile, stderrLogger } from "./providers-command.js"
+
+/**
+ * `credproxy token refresh PROVIDER [--bucket B]`: the same coordinator as the
+ * `refresh_token` operation (same checks, same lock across processes, so it
+ * is safe next to a running server), on the host's file store. Prints the
+ * sanitized token; a token that is still valid is printed as it is.
+ */
+export const refreshCommand = Command.make(
+  "refresh",
+  {
+    dataDir: shared.dataDir,
+    bucket: shared.bucket,
+    providers: providersFile,
+    provider: Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
+  },
+  (flags) =>
+    Effect.gen(function* () {
+      const key = {
+        provider: yield* requireName(flags.provider, "provider"),
+        bucket: yield* requireName(flags.bucket, "bucket")
+      }
+      const layer = RefreshCoordinator.layer().pipe(
+        Layer.provide(
+          Layer.mergeAll(
+            FileTokenStore.layer(flags.dataDir),
+            ProvidersFile.layer({ dataDir: flags.dataDir, file: flags.providers }),
+            OAuthTokenRefresher.layer
+          )
+        )
+      )
+      const token = yield* Effect.flatMap(RefreshCoordinator.RefreshCoordinator, (coordinator) =>
+        coordinator.refresh(key)
+      ).pipe(Effect.provide(layer))
+      yield* Console.log(JSON.stringify(sanitizeToken(token), null, 2))
+    }).pipe(Effect.provide(stderrLogger))
+).pipe(
+  Command.withDescription(
+    "refresh a stored token at its provider (unless it is still valid) and print it without its refresh token"
+  )
+)

@@ -1,0 +1,15 @@
+/** The little of `oidc-provider` (a devDependency without bundled types) that the tests use. */
+declare module "oidc-provider" {
+  import type { IncomingMessage, ServerResponse } from "node:http"
+
+  export interface KoaContext {
+    readonly method: string
+    readonly path: string
+  }
+
+  export default class Provider {
+    constructor(issuer: string, configuration?: Readonly<Record<string, unknown>>)
+    callback(): (req: IncomingMessage, res: ServerResponse) => void
+    use(middleware: (ctx: KoaContext, next: () => Promise<void>) => Promise<void>): void
+  }
+}
