@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs"
 import { build } from "esbuild"
 
-const entries = { cli: "src/cli/main.ts", index: "src/index.ts" }
+const entries = { cli: "src/cli/main.ts", index: "src/index.ts", client: "src/client.ts" }
 const entryPoints = Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file)))
 
 await build({

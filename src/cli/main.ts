@@ -8,8 +8,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { execCommand } from "./exec-command.js"
 import { keyCommand } from "./key-command.js"
+import { LOG_LEVEL_ALIAS } from "./options.js"
+import { providersCommand } from "./providers-command.js"
 import { serveCommand } from "./serve-command.js"
+import { forwardSignal, type StopSignal } from "./signals.js"
 import { tokenCommand } from "./token-command.js"
 
 /** Exit statuses of PROTOCOL.md §13. */
@@ -20,7 +24,7 @@ const EXIT_USAGE = 2
 
 const root = Command.make("credproxy").pipe(
   Command.withDescription("host-side credential proxy for sandboxed AI coding agents"),
-  Command.withSubcommands([serveCommand, tokenCommand, keyCommand])
+  Command.withSubcommands([serveCommand, execCommand, tokenCommand, keyCommand, providersCommand])
 )
 
 const cli = Command.run(root, { name: "credproxy", version: "0.1.0" })
@@ -39,6 +43,8 @@ const exitStatus = (exit: Exit.Exit<unknown, unknown>): number => {
   if (ValidationError.isValidationError(error)) return EXIT_USAGE
   const tag = typeof error === "object" && error !== null && "_tag" in error ? error._tag : undefined
   switch (tag) {
+    case "ExitWith":
+      return (error as { status: number }).status
     case "UsageError":
     case "ServerStartError":
       process.stderr.write(`credproxy: ${(error as Error).message}\n`)
@@ -60,24 +66,47 @@ const exitStatus = (exit: Exit.Exit<unknown, unknown>): number => {
 }
 
 /**
+ * Passes `--log-level X` / `--log-level=X` (PROTOCOL.md §13) to our option
+ * under its alias, so @effect/cli's built-in option of the same name does not
+ * swallow it. Arguments after `--` belong to `exec`'s command and are kept.
+ */
+const routeLogLevel = (argv: ReadonlyArray<string>): Array<string> => {
+  const end = argv.indexOf("--")
+  const own = end < 0 ? argv : argv.slice(0, end)
+  const rest = end < 0 ? [] : argv.slice(end)
+  return [
+    ...own.flatMap((arg) =>
+      arg === "--log-level"
+        ? [LOG_LEVEL_ALIAS]
+        : arg.startsWith("--log-level=")
+          ? [LOG_LEVEL_ALIAS, arg.slice("--log-level=".length)]
+          : [arg]
+    ),
+    ...rest
+  ]
+}
+
+/**
  * Runs the command; the first SIGINT/SIGTERM interrupts it (the server drains
  * and removes its socket), a second one during the drain stops at once. Both
  * are clean stops: exit status 0.
  */
 const main = (): void => {
-  const fiber = Effect.runFork(cli(process.argv).pipe(Effect.provide(platform)))
+  const fiber = Effect.runFork(cli(routeLogLevel(process.argv)).pipe(Effect.provide(platform)))
   let signalled = false
   let status: number | undefined
   // The handler stays installed until the process exits: a signal that lands
   // after the command finished must not kill the process with that signal.
-  const onSignal = () => {
+  const onSignal = (signal: StopSignal) => {
     if (status !== undefined) process.exit(status)
+    if (forwardSignal(signal)) return
     if (signalled) process.exit(EXIT_OK)
     signalled = true
     fiber.unsafeInterruptAsFork(fiber.id())
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
+  process.on("SIGHUP", onSignal)
   fiber.addObserver((exit) => {
     status = exitStatus(exit)
     process.exitCode = status

@@ -4,11 +4,12 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { readCapabilityTokenFile } from "../layers/capability-token-file.js"
-import * as StderrLogger from "../layers/StderrLogger.js"
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT, PROTOCOL_VERSION } from "../protocol/limits.js"
-import { type ServeOptions, serverLayer } from "../server/ServeOptions.js"
-import { type RunningServer, serve } from "../server/serve.js"
+import { runServer } from "../server/run-server.js"
+import type { ServeOptions } from "../server/ServeOptions.js"
+import type { RunningServer } from "../server/serve.js"
 import * as shared from "./options.js"
+import { providersFile } from "./providers-command.js"
 
 /** The options of `serve`, reused by `exec`. */
 export const serveOptions = {
@@ -43,6 +44,7 @@ export const serveOptions = {
     Options.withDescription("require this secret (file mode 0600) in every handshake as capabilityToken"),
     Options.optional
   ),
+  providers: providersFile,
   logLevel: shared.logLevel,
   logFormat: shared.logFormat
 }
@@ -57,26 +59,33 @@ export const toServeOptions = (flags: ServeFlags, capabilityToken: string | unde
   allowKeys: flags.allowKey,
   rateLimit: flags.rateLimit,
   maxConnections: flags.maxConnections,
-  allowUids: flags.allowUid
+  allowUids: flags.allowUid,
+  providers: flags.providers
 })
 
 /**
- * Runs `use` with a started server (its socket path) inside one scope and the
- * logger the flags ask for; the server stops when `use` ends or is interrupted.
+ * Runs `use` with a started server inside one scope; the server stops when
+ * `use` ends or is interrupted.
  */
 export const withServer = <A, E, R>(
   flags: ServeFlags,
-  use: (server: RunningServer) => Effect.Effect<A, E, R>
+  use: (server: RunningServer) => Effect.Effect<A, E, R>,
+  capabilityToken?: string
 ) =>
-  Effect.gen(function* () {
-    const capabilityToken = Option.isSome(flags.capabilityTokenFile)
-      ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
-      : undefined
-    const layer = yield* serverLayer(toServeOptions(flags, capabilityToken))
-    return yield* Effect.scoped(
-      Effect.flatMap(serve, (server) => Effect.zipRight(logStatusOnSignal(server), use(server)))
-    ).pipe(Effect.provide(layer))
-  }).pipe(Effect.provide(StderrLogger.layer({ level: flags.logLevel, format: flags.logFormat })))
+  Effect.scoped(
+    Effect.gen(function* () {
+      const token = Option.isSome(flags.capabilityTokenFile)
+        ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
+        : capabilityToken
+      const server = yield* runServer({
+        ...toServeOptions(flags, token),
+        logLevel: flags.logLevel,
+        logFormat: flags.logFormat
+      })
+      yield* logStatusOnSignal(server)
+      return yield* use(server)
+    })
+  )
 
 const readyLine = (socketPath: string): string =>
   `${JSON.stringify({ event: "listening", socket: socketPath, pid: process.pid, protocolVersion: PROTOCOL_VERSION })}\n`

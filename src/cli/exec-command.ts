@@ -1,0 +1,130 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { UsageError } from "../errors/usage.js"
+import type { RunningServer } from "../server/serve.js"
+import { serveOptions, withServer } from "./serve-command.js"
+import { forwardSignalsTo } from "./signals.js"
+
+/** The command's exit status when it is not 0: `exec` exits with its child's status. */
+export class ExitWith extends Schema.TaggedError<ExitWith>()("ExitWith", { status: Schema.Number }) {}
+
+/** The descriptor a launched command reads its capability token from (never the environment). */
+const CAPABILITY_FD = 3
+
+const execOptions = {
+  ...serveOptions,
+  capabilityToken: Options.boolean("capability-token").pipe(
+    Options.withDescription(
+      "generate a capability token and require it; CMD gets it on fd 3 (LLXPRT_CAPABILITY_FD=3), never in its environment"
+    )
+  ),
+  printEnv: Options.boolean("print-env").pipe(
+    Options.withDescription(
+      "no CMD: print the variables and container flags for wiring a sandbox by hand, then serve"
+    )
+  ),
+  command: Args.text({ name: "CMD" }).pipe(Args.repeated)
+}
+
+/** 128 + N for a child killed by signal N, as shells report it. */
+const statusOf = (code: number | null, signal: NodeJS.Signals | null): number => {
+  if (code !== null) return code
+  const number = signal === null ? undefined : os.constants.signals[signal]
+  return 128 + (number ?? 0)
+}
+
+const runChild = (
+  command: ReadonlyArray<string>,
+  server: RunningServer,
+  capabilityToken: string | undefined
+) =>
+  Effect.gen(function* () {
+    const [file, ...args] = command as [string, ...Array<string>]
+    const env: NodeJS.ProcessEnv = { ...process.env, LLXPRT_CREDENTIAL_SOCKET: server.socketPath }
+    delete env.LLXPRT_CAPABILITY_FD
+    if (capabilityToken !== undefined) env.LLXPRT_CAPABILITY_FD = String(CAPABILITY_FD)
+    yield* Effect.logInfo("running command with the credential proxy").pipe(
+      Effect.annotateLogs({ socket: server.socketPath, command: file })
+    )
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        spawn(file, args, {
+          env,
+          stdio: ["inherit", "inherit", "inherit", capabilityToken === undefined ? "ignore" : "pipe"]
+        })
+      ),
+      (child) =>
+        Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGTERM"))
+    )
+    if (capabilityToken !== undefined) {
+      const channel = child.stdio[CAPABILITY_FD] as NodeJS.WritableStream | null
+      channel?.on("error", () => {})
+      channel?.end(capabilityToken)
+    }
+    yield* forwardSignalsTo((signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    })
+    const status = yield* awaitExit(child, file)
+    if (status !== 0) return yield* new ExitWith({ status })
+  })
+
+const awaitExit = (child: ChildProcess, file: string) =>
+  Effect.async<number, ExitWith>((resume) => {
+    child.once("error", (error: NodeJS.ErrnoException) => {
+      process.stderr.write(`credproxy: cannot start ${file}: ${error.message}\n`)
+      resume(Effect.fail(new ExitWith({ status: 127 })))
+    })
+    child.once("exit", (code, signal) => resume(Effect.succeed(statusOf(code, signal))))
+  })
+
+/** `--print-env`: what to hand a container started by hand (stdout), then serve until stopped. */
+const printEnvironment = (server: RunningServer, capabilityToken: string | undefined) =>
+  Effect.gen(function* () {
+    const dir = path.dirname(server.socketPath)
+    const lines = [`LLXPRT_CREDENTIAL_SOCKET=${server.socketPath}`]
+    if (capabilityToken !== undefined) {
+      const tokenFile = path.join(dir, `llxprt-cred-${process.pid}.token`)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => fs.writeFileSync(tokenFile, capabilityToken, { mode: 0o600, flag: "wx" })),
+        () => Effect.sync(() => fs.rmSync(tokenFile, { force: true }))
+      )
+      lines.push(`LLXPRT_CAPABILITY_FILE=${tokenFile}`)
+    }
+    const envFlags = lines.map((line) => `-e ${line.split("=")[0]}`).join(" ")
+    lines.push(`# docker run -v ${dir}:${dir} ${envFlags} --user "$(id -u):$(id -g)" IMAGE ...`)
+    lines.push(`# podman run -v ${dir}:${dir} ${envFlags} --userns=keep-id IMAGE ...`)
+    process.stdout.write(`${lines.join("\n")}\n`)
+    return yield* Effect.never
+  })
+
+export const execCommand = Command.make("exec", execOptions, (flags) =>
+  Effect.gen(function* () {
+    if (flags.printEnv && flags.command.length > 0) {
+      return yield* new UsageError({ reason: "--print-env takes no command; drop CMD or --print-env" })
+    }
+    if (!flags.printEnv && flags.command.length === 0) {
+      return yield* new UsageError({ reason: "no command given: credproxy exec [options] -- CMD [ARGS...]" })
+    }
+    const capabilityToken = flags.capabilityToken ? crypto.randomBytes(32).toString("base64url") : undefined
+    return yield* withServer(
+      flags,
+      (server) =>
+        flags.printEnv
+          ? printEnvironment(server, capabilityToken)
+          : runChild(flags.command, server, capabilityToken),
+      capabilityToken
+    )
+  })
+).pipe(
+  Command.withDescription(
+    "start the proxy, run CMD with LLXPRT_CREDENTIAL_SOCKET set, stop the proxy when CMD exits; exit with CMD's status"
+  )
+)

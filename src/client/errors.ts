@@ -1,0 +1,44 @@
+import * as Schema from "effect/Schema"
+
+/** The exact message of PROTOCOL.md §10 / issue 4: a broken connection is never silently replaced. */
+export const CONNECTION_LOST_MESSAGE = "Credential proxy connection lost. Restart the session."
+
+/** The connection to the proxy broke; this client will not reconnect (the session must restart). */
+export class ConnectionLost extends Schema.TaggedError<ConnectionLost>()("ConnectionLost", {}) {
+  override get message(): string {
+    return CONNECTION_LOST_MESSAGE
+  }
+}
+
+/** The proxy could not be reached or refused the handshake. */
+export class ProxyUnavailable extends Schema.TaggedError<ProxyUnavailable>()("ProxyUnavailable", {
+  reason: Schema.String,
+  code: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `Credential proxy unavailable: ${this.reason}`
+  }
+}
+
+/** No answer within the client's request timeout (30 s). */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
+  op: Schema.String
+}) {
+  override get message(): string {
+    return `Credential proxy did not answer ${this.op} in time`
+  }
+}
+
+/** The proxy answered with an error; `code` is the wire code (PROTOCOL.md §11). */
+export class ProxyResponseError extends Schema.TaggedError<ProxyResponseError>()("ProxyResponseError", {
+  op: Schema.String,
+  code: Schema.String,
+  reason: Schema.String,
+  retryAfter: Schema.optional(Schema.Number)
+}) {
+  override get message(): string {
+    return `${this.code}: ${this.reason}`
+  }
+}
+
+export type ProxyClientError = ConnectionLost | ProxyUnavailable | RequestTimeout | ProxyResponseError

@@ -1,0 +1,35 @@
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as ProxyClient from "./ProxyClient.js"
+import { unrefClock } from "./unref-clock.js"
+
+/**
+ * Runs client Effects for Promise-based callers: one `ProxyClient` (one
+ * connection) per runner, timers that do not hold the process open, and
+ * failures rejected as the typed error itself (with its `code`), not wrapped.
+ */
+export class PromiseRunner {
+  private readonly runtime: ManagedRuntime.ManagedRuntime<ProxyClient.ProxyClient, never>
+
+  constructor(options: ProxyClient.ProxyClientOptions) {
+    this.runtime = ManagedRuntime.make(ProxyClient.layer(options))
+  }
+
+  run<A, E>(effect: Effect.Effect<A, E, ProxyClient.ProxyClient>): Promise<A> {
+    return this.runtime.runPromiseExit(Effect.withClock(effect, unrefClock)).then((exit) => {
+      if (Exit.isSuccess(exit)) return exit.value
+      throw Cause.squash(exit.cause)
+    })
+  }
+
+  request(op: string, payload?: Record<string, unknown>): Promise<unknown> {
+    return this.run(Effect.flatMap(ProxyClient.ProxyClient, (client) => client.request(op, payload)))
+  }
+
+  /** Closes the connection; later calls fail. */
+  dispose(): Promise<void> {
+    return this.runtime.dispose()
+  }
+}
