@@ -1,0 +1,121 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { waitForOpen } from "../support/adversarial.js"
+import { FrameClient } from "../support/frame-client.js"
+import { startServer } from "../support/server.js"
+
+/**
+ * A connection flood past `maxConnections` (PROTOCOL.md §14): excess
+ * connections are closed at once without a frame, and they do not hurt the
+ * ones being served. On TestClock no deadline ever fires, so a connection that
+ * closes can only have been refused by the limit.
+ */
+
+const LIMIT = 20
+const FLOOD = 200
+
+type Attempt = { readonly served: true; readonly client: FrameClient } | { readonly served: false }
+
+/** Connects and handshakes; a refused connection is closed without any frame. */
+const attempt = async (socketPath: string): Promise<Attempt> => {
+  const client = await FrameClient.connect(socketPath)
+  client.send({ v: 1, op: "handshake", payload: { minVersion: 1, maxVersion: 1 } })
+  try {
+    const reply = await client.nextFrame(10_000)
+    expect(reply).toEqual({ v: 1, op: "handshake", ok: true, data: { version: 1 } })
+    return { served: true, client }
+  } catch (error) {
+    if (!client.closed) throw error
+    expect(client.pending).toEqual([])
+    return { served: false }
+  }
+}
+
+/** Opens FLOOD connections at once while `steady` keeps making requests; resolves when all have settled. */
+const flood = async (socketPath: string, steady: FrameClient) => {
+  let settled = false
+  const attempts = Promise.all(Array.from({ length: FLOOD }, () => attempt(socketPath))).finally(() => {
+    settled = true
+  })
+  let steadyAnswers = 0
+  while (!settled) {
+    const reply = await steady.request("list_api_keys")
+    expect(reply.ok).toBe(true)
+    steadyAnswers++
+  }
+  const results = await attempts
+  return {
+    served: results.flatMap((r) => (r.served ? [r.client] : [])),
+    refused: results.filter((r) => !r.served).length,
+    steadyAnswers
+  }
+}
+
+describe("connection flood (issue 3)", () => {
+  it.scoped(
+    `${FLOOD} connections at once against maxConnections ${LIMIT}: the excess is closed without a frame, served ones go on`,
+    () =>
+      Effect.gen(function* () {
+        const server = yield* startServer({ config: { maxConnections: LIMIT } })
+        const steady = yield* Effect.promise(() => FrameClient.open(server.socketPath))
+
+        // Wave 1: one slot is the steady client's, so exactly LIMIT - 1 of the flood are served.
+        const first = yield* Effect.promise(() => flood(server.socketPath, steady))
+        expect(first.served).toHaveLength(LIMIT - 1)
+        expect(first.refused).toBe(FLOOD - (LIMIT - 1))
+        expect(first.steadyAnswers).toBeGreaterThan(0)
+        expect(server.status().connections.rejected).toEqual({ max_connections: FLOOD - (LIMIT - 1) })
+        expect(server.status().connections.open).toBe(LIMIT)
+        expect(server.audit.events.some((e) => e.message.includes("too many connections"))).toBe(true)
+
+        // Every served connection is fully usable, pipelined requests included.
+        const served = [...first.served]
+        yield* Effect.promise(() =>
+          Promise.all(
+            served.map(async (client) => {
+              const replies = await Promise.all([
+                client.request("list_api_keys"),
+                client.request("list_providers"),
+                client.request("get_token", { provider: "nobody" })
+              ])
+              expect(replies.map((r) => r.ok ?? r.code)).toEqual([true, true, false])
+              expect(replies[2]!.code).toBe("NOT_FOUND")
+            })
+          )
+        )
+
+        // Wave 2 while full: everything is refused, and the served ones do not notice.
+        const second = yield* Effect.promise(() => flood(server.socketPath, steady))
+        expect(second.served).toHaveLength(0)
+        expect(second.refused).toBe(FLOOD)
+        expect(server.status().connections.rejected).toEqual({ max_connections: 2 * FLOOD - (LIMIT - 1) })
+        for (const client of served) {
+          expect(client.closed).toBe(false)
+          expect((yield* Effect.promise(() => client.request("list_api_keys"))).ok).toBe(true)
+        }
+
+        // Slots come back as served connections leave.
+        for (const client of served.splice(0, 10)) client.close()
+        yield* Effect.promise(() => waitForOpen(server.status, LIMIT - 10))
+        const third = yield* Effect.promise(() => flood(server.socketPath, steady))
+        expect(third.served).toHaveLength(10)
+        expect(third.refused).toBe(FLOOD - 10)
+        served.push(...third.served)
+        for (const client of served) {
+          expect((yield* Effect.promise(() => client.request("list_api_keys"))).ok).toBe(true)
+        }
+        expect(server.status().connections.open).toBe(LIMIT)
+
+        // Nothing was held for the refused ones: when everyone leaves, the server is empty.
+        for (const client of served) client.close()
+        steady.close()
+        yield* Effect.promise(() => waitForOpen(server.status, 0))
+        const status = server.status()
+        expect(status.connections.total).toBe(1 + (LIMIT - 1) + 10)
+        expect(status.connections.rejected).toEqual({ max_connections: 3 * FLOOD - (LIMIT - 1) - 10 })
+        expect(status.requestsInFlight).toBe(0)
+        expect(status.deadlinesPending).toBe(0)
+      }),
+    60_000
+  )
+})
