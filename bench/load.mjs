@@ -271,7 +271,7 @@ export const runLoad = async (options) => {
       pending.set(id, performance.now())
       socket.write(encode(head + id + tail))
     }
-    const state = { socket, pending, closed: false }
+    const state = { socket, pending, closed: false, completedInWindow: 0 }
     const feed = frameReader((text) => {
       const now = performance.now()
       let reply
@@ -299,6 +299,7 @@ export const runLoad = async (options) => {
       }
       if (now >= measureStart && now < measureEnd) {
         completedInWindow += 1
+        state.completedInWindow += 1
         histogram.record((now - started) * 1000)
       }
       if (running && now < measureEnd) send()
@@ -355,6 +356,7 @@ export const runLoad = async (options) => {
         }
       : undefined
   const totalErrors = Object.values(errors).reduce((a, b) => a + b, 0)
+  const perConnection = states.map((s) => s.completedInWindow)
   return {
     op,
     connections,
@@ -366,6 +368,8 @@ export const runLoad = async (options) => {
     completedTotal,
     throughput: (completedInWindow * 1000) / windowMs,
     latency: histogram.summary(),
+    // Fairness: answers per connection in the window (min/max over connections).
+    perConnection: { min: Math.min(...perConnection), max: Math.max(...perConnection) },
     serverCpuUsPerRequest:
       cpu?.serverMs !== undefined && completedInWindow > 0
         ? (cpu.serverMs * 1000 * (windowMs / cpu.windowMs)) / completedInWindow
