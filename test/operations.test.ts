@@ -238,7 +238,7 @@ describe("requests that fail validation (PROTOCOL.md §5, §8, §14)", () => {
         [{ id: "q3", op: "list_providers" }, "v"],
         [{ v: 2, id: "q4", op: "list_providers" }, "v"],
         [{ v: 1, id: "q5", op: "get_token", payload: { provider: "a", bucket: null } }, "bucket"],
-        [{ v: 1, id: "q6", op: "get_token", payload: null }, "request"],
+        [{ v: 1, id: "q6", op: "get_token", payload: null }, "payload"],
         [{ v: 1, id: "q7", op: "get_token", payload: {} }, "provider"],
         [{ v: 1, id: "q8", op: "get_api_key", payload: { name: "a/b" } }, "name"]
       ] as const) {

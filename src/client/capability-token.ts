@@ -20,7 +20,6 @@ export const resolveCapabilityToken = (
       return fs.readFileSync(descriptor, "utf8").trim()
     } finally {
       fs.closeSync(descriptor)
-      // biome-ignore lint/performance/noDelete: the variable must be gone, not set to a string
       delete env.LLXPRT_CAPABILITY_FD
     }
   }

@@ -1,9 +1,10 @@
 import * as Schema from "effect/Schema"
-import { MAX_ID_LENGTH, PROTOCOL_VERSION } from "./limits.js"
+import { MAX_ID_LENGTH } from "./limits.js"
 
 /**
- * The request envelope of PROTOCOL.md §5. The server reads `id` first on its
- * own (an unusable id means an answer without id), then checks the rest.
+ * The request id of PROTOCOL.md §5. The server reads `id` first on its own
+ * (an unusable id means an answer without id); the rest of a request is
+ * decoded by its operation's schema (`requestSchema`).
  */
 export const RequestId = Schema.String.pipe(
   Schema.minLength(1),
@@ -13,11 +14,3 @@ export const RequestId = Schema.String.pipe(
 
 export const isUsableId = (id: unknown): id is string =>
   typeof id === "string" && id.length > 0 && id.length <= MAX_ID_LENGTH
-
-export const RequestEnvelope = Schema.Struct({
-  v: Schema.Literal(PROTOCOL_VERSION),
-  id: RequestId,
-  op: Schema.String,
-  payload: Schema.optional(Schema.Unknown)
-}).annotations({ identifier: "RequestEnvelope" })
-export type RequestEnvelope = typeof RequestEnvelope.Type

@@ -105,3 +105,36 @@ export class FrameDecoder {
     }
   }
 }
+
+/**
+ * Answers collected while one read is handled, written as one buffer: one
+ * `socket.write` per read instead of one per answer.
+ */
+export class FrameBatch {
+  private readonly payloads: Array<string> = []
+  private readonly lengths: Array<number> = []
+  private total = 0
+
+  add(json: string, byteLength: number = Buffer.byteLength(json)): void {
+    this.payloads.push(json)
+    this.lengths.push(byteLength)
+    this.total += FRAME_HEADER_BYTES + byteLength
+  }
+
+  /** Everything added since the last call, framed, or `undefined` when nothing was added. */
+  take(): Buffer | undefined {
+    if (this.payloads.length === 0) return undefined
+    const out = Buffer.allocUnsafe(this.total)
+    let offset = 0
+    for (let i = 0; i < this.payloads.length; i++) {
+      const length = this.lengths[i]!
+      out.writeUInt32BE(length, offset)
+      out.write(this.payloads[i]!, offset + FRAME_HEADER_BYTES, length, "utf8")
+      offset += FRAME_HEADER_BYTES + length
+    }
+    this.payloads.length = 0
+    this.lengths.length = 0
+    this.total = 0
+    return out
+  }
+}

@@ -1,4 +1,5 @@
 import * as Schema from "effect/Schema"
+import { PROTOCOL_VERSION } from "./limits.js"
 import { Name } from "./names.js"
 import { OAuthToken } from "./token.js"
 
@@ -6,7 +7,7 @@ import { OAuthToken } from "./token.js"
  * Payload schemas of every operation in PROTOCOL.md §6. Unknown fields are
  * ignored (dropped by decoding); `bucket` is optional but never null.
  */
-const TokenAddress = { provider: Name, bucket: Schema.optional(Name) }
+const TokenAddress = { provider: Name, bucket: Schema.optionalWith(Name, { exact: true }) }
 
 export const GetTokenPayload = Schema.Struct(TokenAddress)
 export const SaveTokenPayload = Schema.Struct({ ...TokenAddress, token: OAuthToken })
@@ -47,3 +48,17 @@ export type PayloadOf<Op extends Operation> = (typeof OperationPayloads)[Op]["Ty
 
 export const isOperation = (op: unknown): op is Operation =>
   typeof op === "string" && Object.hasOwn(OperationPayloads, op)
+
+/**
+ * The whole request frame of one operation (PROTOCOL.md §5): envelope and
+ * payload in one schema, so each frame is decoded once. The server reads `id`
+ * itself first (an unusable id is answered without one) and puts `{}` in
+ * place of an omitted payload.
+ */
+export const requestSchema = <Op extends Operation>(op: Op) =>
+  Schema.Struct({
+    v: Schema.Literal(PROTOCOL_VERSION),
+    id: Schema.String,
+    op: Schema.Literal(op),
+    payload: OperationPayloads[op] as Schema.Schema<PayloadOf<Op>, unknown>
+  })

@@ -16,8 +16,8 @@ import {
   UnknownVersion
 } from "../errors/errors.js"
 import { toWireError } from "../errors/wire-error.js"
-import { isUsableId, RequestEnvelope } from "../protocol/envelope.js"
-import { encodeFrame, FrameDecoder } from "../protocol/frame.js"
+import { isUsableId } from "../protocol/envelope.js"
+import { FrameBatch, FrameDecoder } from "../protocol/frame.js"
 import { HandshakeFrame } from "../protocol/handshake.js"
 import { PROTOCOL_VERSION } from "../protocol/limits.js"
 import { isOperation } from "../protocol/operations.js"
@@ -48,7 +48,6 @@ export interface ConnectionContext {
 }
 
 const decodeHandshake = Schema.decodeUnknownEither(HandshakeFrame)
-const decodeEnvelope = Schema.decodeUnknownEither(RequestEnvelope)
 
 const NOT_AN_OBJECT = new InvalidRequest({ reason: "frame is not a JSON object" })
 const UNUSABLE_ID = new InvalidRequest({ reason: "id must be a non-empty string of at most 128 characters" })
@@ -81,6 +80,9 @@ const parseJsonObject = (bytes: Buffer): JsonObject | undefined => {
  */
 export class Connection implements Expirable {
   private readonly decoder: FrameDecoder
+  private readonly out = new FrameBatch()
+  /** While set, answers are collected and written together when the read has been handled. */
+  private batching = false
   private handshaken = false
   private closed = false
   private draining = false
@@ -190,8 +192,11 @@ export class Connection implements Expirable {
 
   /** Cuts and handles every complete frame that may be handled now. */
   private pump(): void {
-    if (this.yielding) return
-    this.socket.cork()
+    if (this.yielding) {
+      this.flush()
+      return
+    }
+    this.batching = true
     let frames = 0
     while (!this.closed && !this.draining && this.inFlight < this.ctx.maxInFlight) {
       if (frames === this.ctx.maxFramesPerRead) {
@@ -215,7 +220,8 @@ export class Connection implements Expirable {
       if (this.handshaken) this.onRequestFrame(step.payload)
       else this.onHandshakeFrame(step.payload)
     }
-    this.socket.uncork()
+    this.batching = false
+    this.flush()
     this.trackPartialFrame()
     this.updateFlow()
     this.finishIfDone()
@@ -294,18 +300,13 @@ export class Connection implements Expirable {
       this.refuse(undefined, op, UNUSABLE_ID, started)
       return
     }
-    const envelope = decodeEnvelope(message)
-    if (Either.isLeft(envelope)) {
-      this.refuse(id, op, new InvalidRequest({ reason: describeParseIssue(envelope.left.issue) }), started)
-      return
-    }
     if (op === "unknown") {
       this.refuse(id, op, UNKNOWN_OPERATION, started)
       return
     }
     let request: ReturnType<Operations["prepare"]>
     try {
-      request = this.ctx.operations.prepare(op, envelope.right.payload)
+      request = this.ctx.operations.prepare(op, message)
     } catch (defect) {
       this.answer(id, op, {}, Exit.die(defect), started)
       return
@@ -319,6 +320,7 @@ export class Connection implements Expirable {
     fiber.addObserver((exit) => {
       this.inFlight--
       this.contained(() => {
+        this.batching = true
         this.answer(id, op, request.audit, exit, started)
         this.pump()
       })
@@ -357,13 +359,14 @@ export class Connection implements Expirable {
   ): void {
     let reply = json
     let result = outcome
-    const bytes = Buffer.byteLength(reply)
+    let bytes = Buffer.byteLength(reply)
     if (bytes > this.ctx.maxFrameBytes) {
       const wire = toWireError(new ResponseTooLarge({ bytes }))
       result = wire.code
       reply = failureJson(id, wire)
+      bytes = Buffer.byteLength(reply)
     }
-    if (!this.closed) this.send(reply)
+    if (!this.closed) this.send(reply, bytes)
     this.ctx.status.request(op, result)
     if (this.ctx.audit.requestsEnabled) {
       this.ctx.audit.request({
@@ -394,13 +397,20 @@ export class Connection implements Expirable {
     return new HandlerDefect({ cause: Cause.squash(cause) })
   }
 
-  private send(json: string): void {
-    if (!this.socket.write(encodeFrame(json))) this.writeBlocked = true
+  private send(json: string, byteLength?: number): void {
+    this.out.add(json, byteLength)
+    if (!this.batching) this.flush()
+  }
+
+  private flush(): void {
+    const bytes = this.out.take()
+    if (bytes !== undefined && !this.closed && !this.socket.write(bytes)) this.writeBlocked = true
   }
 
   /** Lets pending writes flush, then closes (after a refusal the peer gets its answer). */
   private closeAfterWrites(): void {
     if (this.closed) return
+    this.flush()
     this.closed = true
     this.ctx.deadlines.unwatch(this)
     this.socket.destroySoon()

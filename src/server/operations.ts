@@ -14,7 +14,7 @@ import {
   Unauthorized
 } from "../errors/errors.js"
 import { DEFAULT_BUCKET } from "../protocol/names.js"
-import { type Operation, OperationPayloads, type PayloadOf } from "../protocol/operations.js"
+import { type Operation, type PayloadOf, requestSchema } from "../protocol/operations.js"
 import { describeParseIssue } from "../protocol/parse-issue.js"
 import { mergeTokens, sanitizedTokenJson, withoutRefreshToken } from "../protocol/token.js"
 import type { AccessPolicyShape } from "../services/AccessPolicy.js"
@@ -44,7 +44,8 @@ export interface PreparedRequest {
  * checks pass. Results that are already complete come back as an `Exit`.
  */
 export interface Operations {
-  readonly prepare: (op: Operation, payload: unknown) => PreparedRequest
+  /** Decodes, authorizes and starts one request frame (a parsed JSON object with a usable id). */
+  readonly prepare: (op: Operation, request: Readonly<Record<string, unknown>>) => PreparedRequest
 }
 
 export interface OperationDeps {
@@ -59,7 +60,8 @@ export interface OperationDeps {
 }
 
 interface OperationSpec<P> {
-  readonly decode: (payload: unknown) => Either.Either<P, ParseResult.ParseError>
+  /** Decodes the whole request frame (envelope and payload). */
+  readonly decode: (request: unknown) => Either.Either<{ readonly payload: P }, ParseResult.ParseError>
   readonly audit: (payload: P) => AuditFields
   /** False when the access policy forbids the request. */
   readonly authorize: (payload: P) => boolean
@@ -116,7 +118,7 @@ export const makeOperations = (deps: OperationDeps): Operations => {
     op: Op,
     handler: Omit<OperationSpec<PayloadOf<Op>>, "decode">
   ): OperationSpec<PayloadOf<Op>> => ({
-    decode: Schema.decodeUnknownEither(OperationPayloads[op] as Schema.Schema<PayloadOf<Op>, unknown>),
+    decode: Schema.decodeUnknownEither(requestSchema(op)),
     ...handler
   })
 
@@ -253,18 +255,19 @@ export const makeOperations = (deps: OperationDeps): Operations => {
   }
 
   return {
-    prepare: (op, payload) => {
+    prepare: (op, request) => {
       const operation = specs[op] as OperationSpec<unknown>
-      const decoded = operation.decode(payload === undefined ? {} : payload)
+      const decoded = operation.decode(request.payload === undefined ? { ...request, payload: {} } : request)
       if (Either.isLeft(decoded)) {
         return {
           audit: {},
           result: Exit.fail(new InvalidRequest({ reason: describeParseIssue(decoded.left.issue) }))
         }
       }
-      const audit = operation.audit(decoded.right)
-      if (!operation.authorize(decoded.right)) return { audit, result: denied }
-      return { audit, result: operation.run(decoded.right) }
+      const payload = decoded.right.payload
+      const audit = operation.audit(payload)
+      if (!operation.authorize(payload)) return { audit, result: denied }
+      return { audit, result: operation.run(payload) }
     }
   }
 }

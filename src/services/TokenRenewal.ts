@@ -167,11 +167,12 @@ export const make = (
       )
 
     return TokenRenewal.of({
+      // On every get_token: the cheapest checks first, nothing allocated when nothing is to be done.
       watch: (key, token) => {
-        const id = tokenKeyString(key)
-        if (FiberMap.unsafeHas(timers, id)) return
         if (token.refresh_token === undefined || token.refresh_token === "") return
         if (providers.get(key.provider) === undefined) return
+        const id = tokenKeyString(key)
+        if (FiberMap.unsafeHas(timers, id)) return
         run(id, timer(key, token), { onlyIfMissing: true })
       },
       scheduled: FiberMap.size(timers)
