@@ -505,6 +505,37 @@ describe("FileTokenStore", () => {
   )
 })
 
+describe("temp files left by a killed writer", () => {
+  it.live("are removed when a store opens, once older than a minute; fresh ones are left alone", () =>
+    Effect.gen(function* () {
+      const dataDir = yield* tempRoot
+      const providerDir = path.join(dataDir, "tokens", "anthropic")
+      const keysDir = path.join(dataDir, "keys")
+      yield* Effect.promise(async () => {
+        await fs.mkdir(providerDir, { recursive: true })
+        await fs.mkdir(keysDir, { recursive: true })
+      })
+      const stale = path.join(providerDir, ".default.json.0123456789abcdef.tmp")
+      const fresh = path.join(providerDir, ".work.json.fedcba9876543210.tmp")
+      const staleKey = path.join(keysDir, ".openai.key.0011223344556677.tmp")
+      const unrelated = path.join(providerDir, ".notes")
+      const old = new Date(Date.now() - 5 * 60_000)
+      yield* Effect.promise(async () => {
+        for (const file of [stale, fresh, staleKey, unrelated])
+          await fs.writeFile(file, "{}", { mode: 0o600 })
+        for (const file of [stale, staleKey, unrelated]) await fs.utimes(file, old, old)
+      })
+      yield* FileTokenStore.make(dataDir)
+      yield* FileKeyStorage.make(dataDir)
+      const left = yield* Effect.promise(() => walk(dataDir))
+      expect(left).not.toContain(stale)
+      expect(left).not.toContain(staleKey)
+      expect(left).toContain(fresh)
+      expect(left).toContain(unrelated)
+    }).pipe(Effect.scoped)
+  )
+})
+
 describe("FileKeyStorage", () => {
   it.scoped("round-trips keys with has, list and remove", () =>
     Effect.gen(function* () {

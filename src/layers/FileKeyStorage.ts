@@ -1,5 +1,6 @@
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -7,7 +8,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { StoreFailure } from "../errors/errors.js"
 import { KeyStorage, type KeyStorageShape } from "../services/KeyStorage.js"
-import { ensureDir, errorCode, writeFileAtomic } from "./atomic-file.js"
+import { ensureDir, errorCode, removeStaleTempFiles, writeFileAtomic } from "./atomic-file.js"
 import { ABSENT, makeFileCache, stampOf } from "./file-cache.js"
 import { decodeName, encodeName } from "./name-encoding.js"
 
@@ -33,6 +34,7 @@ export const make = (dataDir: string): Effect.Effect<KeyStorageShape, StoreFailu
     const root = path.resolve(dataDir)
     const keysDir = path.join(root, "keys")
     yield* ensureDir(root).pipe(Effect.zipRight(ensureDir(keysDir)), Effect.mapError(withOperation("open")))
+    yield* removeStaleTempFiles(keysDir, 1, yield* Clock.currentTimeMillis)
 
     const clock = yield* Effect.clock
     const cache = makeFileCache<string>({ clock, decode: Either.right })

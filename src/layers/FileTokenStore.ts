@@ -1,6 +1,7 @@
 import type { Dirent } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
@@ -12,7 +13,7 @@ import * as Scope from "effect/Scope"
 import { StoreFailure } from "../errors/errors.js"
 import { OAuthToken } from "../protocol/token.js"
 import { type TokenKey, TokenStore, type TokenStoreShape } from "../services/TokenStore.js"
-import { ensureDir, errorCode, writeFileAtomic } from "./atomic-file.js"
+import { ensureDir, errorCode, removeStaleTempFiles, writeFileAtomic } from "./atomic-file.js"
 import { ABSENT, makeFileCache, stampOf } from "./file-cache.js"
 import { lockFile } from "./file-lock.js"
 import { makeKeyedSemaphore, tokenKeyId } from "./keyed-semaphore.js"
@@ -88,6 +89,7 @@ export const make = (dataDir: string): Effect.Effect<TokenStoreShape, StoreFailu
     const root = path.resolve(dataDir)
     const tokensDir = path.join(root, "tokens")
     yield* ensureDir(root).pipe(Effect.zipRight(ensureDir(tokensDir)), Effect.mapError(withOperation("open")))
+    yield* removeStaleTempFiles(tokensDir, 2, yield* Clock.currentTimeMillis)
 
     const clock = yield* Effect.clock
     const cache = makeFileCache<OAuthToken>({ clock, decode: decodeToken })

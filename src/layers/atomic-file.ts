@@ -109,3 +109,30 @@ export const errorCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
     ? error.code
     : undefined
+
+/** A temp file this old was left by a writer that died (a write takes milliseconds). */
+export const STALE_TEMP_FILE_MS = 60_000
+
+const TEMP_FILE = /^\..+\.[0-9a-f]{16}\.tmp$/
+
+/**
+ * Removes temp files that a killed writer left behind in `dir` and, with
+ * `depth` 2, in its subdirectories. They hold a full token or key (mode 0600),
+ * so they are not left lying around. Best effort: errors are ignored.
+ */
+export const removeStaleTempFiles = (dir: string, depth: 1 | 2, nowMs: number): Effect.Effect<void> =>
+  Effect.promise(async () => {
+    const sweep = async (current: string, level: number): Promise<void> => {
+      const entries = await fsp.readdir(current, { withFileTypes: true }).catch(() => [])
+      for (const entry of entries) {
+        const full = path.join(current, entry.name)
+        if (entry.isDirectory() && level < depth && !entry.name.startsWith(".")) await sweep(full, level + 1)
+        else if (entry.isFile() && TEMP_FILE.test(entry.name)) {
+          const stat = await fsp.stat(full).catch(() => undefined)
+          if (stat !== undefined && nowMs - stat.mtimeMs > STALE_TEMP_FILE_MS)
+            await fsp.unlink(full).catch(() => {})
+        }
+      }
+    }
+    await sweep(dir, 1)
+  })
