@@ -90,6 +90,9 @@ export class Connection implements Expirable {
   private writeBlocked = false
   private yielding = false
   private inFlight = 0
+  /** Limits that only pause a connection are logged once per connection, not every time they bite. */
+  private loggedInFlightLimit = false
+  private loggedFramesPerRead = false
   private readonly handshakeDeadline: number
   private partialSince = -1
 
@@ -200,6 +203,12 @@ export class Connection implements Expirable {
     let frames = 0
     while (!this.closed && !this.draining && this.inFlight < this.ctx.maxInFlight) {
       if (frames === this.ctx.maxFramesPerRead) {
+        if (!this.loggedFramesPerRead) {
+          this.loggedFramesPerRead = true
+          this.ctx.audit.event("Info", "frames per read at the limit; letting other connections go first", {
+            limit: this.ctx.maxFramesPerRead
+          })
+        }
         this.yieldTurn()
         break
       }
@@ -219,6 +228,12 @@ export class Connection implements Expirable {
       this.partialSince = -1
       if (this.handshaken) this.onRequestFrame(step.payload)
       else this.onHandshakeFrame(step.payload)
+    }
+    if (this.inFlight >= this.ctx.maxInFlight && !this.loggedInFlightLimit) {
+      this.loggedInFlightLimit = true
+      this.ctx.audit.event("Info", "requests in flight at the limit; pausing reads", {
+        limit: this.ctx.maxInFlight
+      })
     }
     this.batching = false
     this.flush()
