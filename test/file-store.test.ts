@@ -505,6 +505,30 @@ describe("FileTokenStore", () => {
   )
 })
 
+describe("revalidation", () => {
+  it.scoped(
+    "while one check of a stale entry is under way, other reads are answered inline from the cache",
+    () =>
+      Effect.gen(function* () {
+        const dataDir = yield* tempRoot
+        const store = yield* FileTokenStore.make(dataDir)
+        const key = { provider: "anthropic", bucket: "default" }
+        yield* store.save(key, token())
+        yield* TestClock.adjust(`${STORE_REVALIDATE_MS + 100} millis`)
+        const first = store.get(key)
+        expect(Exit.isExit(first)).toBe(false)
+        // Started at once: it runs until it waits for the stat, and marks the entry as being checked.
+        const check = Effect.runFork(first, { immediate: true })
+        const second = store.get(key)
+        expect(Exit.isExit(second)).toBe(true)
+        expect(yield* Fiber.join(check)).toEqual(token())
+        expect(Exit.isExit(store.get(key))).toBe(true)
+        yield* TestClock.adjust("1 second")
+        expect(Exit.isExit(store.get(key))).toBe(false)
+      })
+  )
+})
+
 describe("temp files left by a killed writer", () => {
   it.live("are removed when a store opens, once older than a minute; fresh ones are left alone", () =>
     Effect.gen(function* () {

@@ -48,7 +48,17 @@ export interface CacheEntry<A> {
   readonly exit: Exit.Exit<A | undefined>
   /** Clock time of the last check against the disk. */
   checkedAt: number
+  /** A check against the disk is under way; meanwhile the entry is served a little longer (see `fresh`). */
+  revalidating: boolean
 }
+
+/**
+ * How long an entry may be served while its check is under way. A check starts
+ * once an entry is STORE_REVALIDATE_MS old; serving the old value until then
+ * keeps every other request inline instead of each starting its own stat, and
+ * still shows another process's write within 1 s (PROTOCOL.md §14).
+ */
+const SERVE_WHILE_REVALIDATING_MS = 1_000
 
 /** Larger files are refused: a token or key is a few KiB, and a response cannot exceed 64 KiB anyway. */
 export const MAX_FILE_BYTES = 1024 * 1024
@@ -131,7 +141,8 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
     value,
     stamp,
     exit: Exit.succeed(value),
-    checkedAt
+    checkedAt,
+    revalidating: false
   })
 
   const put = (id: string, entry: CacheEntry<A>): void => {
@@ -153,7 +164,9 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
     if (entry === undefined) return undefined
     const age = clock.unsafeCurrentTimeMillis() - entry.checkedAt
     // A negative age (wall clock stepped back) counts as stale, so a cache never outlives a clock change.
-    return age >= 0 && age < STORE_REVALIDATE_MS ? entry : undefined
+    if (age < 0) return undefined
+    if (age < STORE_REVALIDATE_MS) return entry
+    return entry.revalidating && age < SERVE_WHILE_REVALIDATING_MS ? entry : undefined
   }
 
   const failure = (operation: string) => (cause: unknown) => new StoreFailure({ operation, cause })
@@ -196,7 +209,8 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
       const before = entries.get(id)
       // The check counts from when it started: anything written after that is caught by the next one.
       const startedAt = clock.unsafeCurrentTimeMillis()
-      return Effect.flatMap(
+      if (before !== undefined) before.revalidating = true
+      const check = Effect.flatMap(
         Effect.tryPromise({ try: () => statStamp(file), catch: failure(operation) }),
         (stat): Effect.Effect<A | undefined, StoreFailure> => {
           if (stat._tag === "NotAFile") {
@@ -211,6 +225,14 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
           return readAndDecode(id, file, operation, before, startedAt)
         }
       )
+      return before === undefined
+        ? check
+        : Effect.ensuring(
+            check,
+            Effect.sync(() => {
+              before.revalidating = false
+            })
+          )
     })
 
   const remember = (id: string, value: A | undefined, stamp: Stamp): void => {
