@@ -255,12 +255,45 @@ describe("drop-in Promise stores", () => {
       const keys = new ProxyProviderKeyStorage({ socketPath: server.socketPath })
       yield* Effect.addFinalizer(() => Effect.promise(() => keys.dispose()))
       const outcomes = yield* Effect.promise(() =>
-        Promise.all([keys.listKeys(), keys.listKeys(), keys.listKeys().catch((e: unknown) => e)])
+        Promise.allSettled([keys.listKeys(), keys.listKeys(), keys.listKeys()])
       )
-      const limited = outcomes[2] as ProxyResponseError
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(2)
+      const rejected = outcomes.filter((o) => o.status === "rejected")
+      expect(rejected).toHaveLength(1)
+      const limited = (rejected[0] as PromiseRejectedResult).reason as ProxyResponseError
+      expect(limited).toBeInstanceOf(ProxyResponseError)
       expect(limited.code).toBe("RATE_LIMITED")
       expect(limited.retryAfter).toBeGreaterThan(0)
     })
+  )
+})
+
+describe("ProxyClient against a silent peer", () => {
+  it.scoped(
+    "a proxy that accepts but never answers the handshake: the request still ends after 30 s (TestClock)",
+    () =>
+      Effect.gen(function* () {
+        const root = yield* tempDir()
+        const socketPath = path.join(root, "silent.sock")
+        const sockets: Array<net.Socket> = []
+        const silent = net.createServer((socket) => {
+          sockets.push(socket)
+        })
+        yield* Effect.acquireRelease(
+          Effect.promise(() => new Promise<void>((resolve) => silent.listen(socketPath, resolve))),
+          () =>
+            Effect.sync(() => {
+              for (const socket of sockets) socket.destroy()
+              silent.close()
+            })
+        )
+        const client = yield* ProxyClient.make({ socketPath })
+        const pending = yield* Effect.fork(client.request("list_api_keys"))
+        yield* awaitTimer(30_000)
+        yield* TestClock.adjust("30 seconds")
+        const error = yield* Effect.flip(Fiber.join(pending))
+        expect(error._tag).toBe("RequestTimeout")
+      })
   )
 })
 

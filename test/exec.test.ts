@@ -214,3 +214,25 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
     expect(fs.readdirSync(socketDir)).toEqual([])
   })
 })
+
+describe("factories without a proxy (PROTOCOL.md §15)", () => {
+  it("createTokenStore / createProviderKeyStorage use the local file store and are shared instances", () => {
+    const { dataDir, env } = setup()
+    const script = `import(${JSON.stringify(CLIENT)}).then(async (m) => {
+      const store = m.createTokenStore();
+      const same = (await store) === store && m.createTokenStore() === store;
+      const token = await store.getToken("anthropic");
+      await store.saveToken("openai", { access_token: "at-local", expiry: 1, token_type: "Bearer", refresh_token: "rt-local" });
+      const keys = m.createProviderKeyStorage();
+      await keys.saveKey("k", "v");
+      process.stdout.write(JSON.stringify({ same, token, saved: await store.getToken("openai"), key: await keys.getKey("k") }));
+    })`
+    const result = spawnSync(process.execPath, ["-e", script], { env: { ...env, CREDPROXY_HOME: dataDir } })
+    expect(result.status).toBe(0)
+    const report = JSON.parse(result.stdout.toString())
+    expect(report.same).toBe(true)
+    expect(report.token.refresh_token).toBe("rt-exec")
+    expect(report.saved.refresh_token).toBe("rt-local")
+    expect(report.key).toBe("v")
+  })
+})

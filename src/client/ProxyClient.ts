@@ -157,38 +157,53 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
     const idleTimer = yield* FiberHandle.make<void, never>()
     yield* Effect.addFinalizer(() => Effect.sync(() => wire?.close()))
 
-    const open: Effect.Effect<Wire, ProxyClientError> = Effect.tryPromise({
-      try: async () => {
-        if (socketPath === undefined || socketPath === "") {
-          throw new ProxyUnavailable({ reason: "no socket path: set LLXPRT_CREDENTIAL_SOCKET" })
-        }
-        if (!capabilityResolved) {
-          capabilityToken = resolveCapabilityToken(options.capabilityToken)
-          capabilityResolved = true
-        }
-        const socket = await connectSocket(socketPath)
-        const candidate = new Wire(socket, () => {
-          lost = true
-          wire = undefined
-        })
-        const reply = await candidate.awaitHandshake(capabilityToken)
-        if (reply === undefined)
-          throw new ProxyUnavailable({ reason: "the proxy closed the connection during the handshake" })
-        if (reply.ok !== true) {
-          candidate.close()
-          throw new ProxyUnavailable({
-            reason: `handshake refused: ${String(reply.error ?? "")}`,
-            code: String(reply.code ?? "")
+    const unavailable = (cause: unknown) =>
+      new ProxyUnavailable({ reason: cause instanceof Error ? cause.message : String(cause) })
+
+    /** The capability token, looked up once (an inherited descriptor can be read only once). */
+    const capability: Effect.Effect<string | undefined, ProxyUnavailable> = Effect.suspend(() =>
+      capabilityResolved
+        ? Effect.succeed(capabilityToken)
+        : Effect.try({
+            try: () => {
+              capabilityToken = resolveCapabilityToken(options.capabilityToken)
+              capabilityResolved = true
+              return capabilityToken
+            },
+            catch: (cause) =>
+              new ProxyUnavailable({
+                reason: `cannot read the capability token: ${unavailable(cause).reason}`
+              })
           })
-        }
-        candidate.established = true
-        if (candidate.isClosed) lost = true
-        return candidate
-      },
-      catch: (cause) =>
-        cause instanceof ProxyUnavailable
-          ? cause
-          : new ProxyUnavailable({ reason: cause instanceof Error ? cause.message : String(cause) })
+    )
+
+    /** Connects and handshakes; an interruption (the request's deadline) closes the half-open socket. */
+    const open: Effect.Effect<Wire, ProxyClientError> = Effect.gen(function* () {
+      if (socketPath === undefined || socketPath === "") {
+        return yield* new ProxyUnavailable({ reason: "no socket path: set LLXPRT_CREDENTIAL_SOCKET" })
+      }
+      const token = yield* capability
+      const socket = yield* Effect.tryPromise({ try: () => connectSocket(socketPath), catch: unavailable })
+      const candidate = new Wire(socket, () => {
+        lost = true
+        wire = undefined
+      })
+      const reply = yield* Effect.promise(() => candidate.awaitHandshake(token)).pipe(
+        Effect.onInterrupt(() => Effect.sync(() => candidate.close()))
+      )
+      if (reply === undefined) {
+        return yield* new ProxyUnavailable({ reason: "the proxy closed the connection during the handshake" })
+      }
+      if (reply.ok !== true) {
+        candidate.close()
+        return yield* new ProxyUnavailable({
+          reason: `handshake refused: ${String(reply.error ?? "")}`,
+          code: String(reply.code ?? "")
+        })
+      }
+      candidate.established = true
+      if (candidate.isClosed) lost = true
+      return candidate
     })
 
     /** The live connection, opened (once, even for concurrent first requests) when there is none. */
@@ -227,25 +242,24 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
           : Effect.void
       })
 
-    const request = (
+    const exchange = (
       op: string,
       payload?: Record<string, unknown>
     ): Effect.Effect<unknown, ProxyClientError> =>
       Effect.gen(function* () {
         const current = yield* connection
         yield* FiberHandle.clear(idleTimer)
+        if (current.isClosed) {
+          // Closed while we looked away: by us (idle) means open a new one; by the proxy means lost.
+          if (current.closedByUs) return yield* exchange(op, payload)
+          return yield* new ConnectionLost()
+        }
         const id = `c${++nextId}`
         const answer = yield* Deferred.make<Answer, ConnectionLost>()
         current.pending.set(id, answer)
         current.refWhileBusy()
         current.send(JSON.stringify({ v: PROTOCOL_VERSION, id, op, payload: payload ?? {} }))
-        const reply = yield* Deferred.await(answer).pipe(
-          Effect.timeoutFail({
-            duration: CLIENT_REQUEST_TIMEOUT,
-            onTimeout: () => new RequestTimeout({ op })
-          }),
-          Effect.ensuring(settle(current, id))
-        )
+        const reply = yield* Deferred.await(answer).pipe(Effect.ensuring(settle(current, id)))
         if (reply.ok) return reply.data
         return yield* new ProxyResponseError({
           op,
@@ -254,6 +268,15 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
           ...(reply.retryAfter === undefined ? {} : { retryAfter: reply.retryAfter })
         })
       })
+
+    /** One request, connecting first if needed; the 30 s deadline covers all of it. */
+    const request = (
+      op: string,
+      payload?: Record<string, unknown>
+    ): Effect.Effect<unknown, ProxyClientError> =>
+      exchange(op, payload).pipe(
+        Effect.timeoutFail({ duration: CLIENT_REQUEST_TIMEOUT, onTimeout: () => new RequestTimeout({ op }) })
+      )
 
     return { request }
   })

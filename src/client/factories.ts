@@ -26,16 +26,65 @@ const localStores = (): Promise<LocalStores> => {
   return local
 }
 
-/** Defers every call until the lazily loaded implementation is there. */
-const lazily = <T extends object>(load: () => Promise<T>): T =>
-  new Proxy({} as T, {
-    get:
-      (_target, property) =>
-      (...args: Array<unknown>) =>
-        load().then((impl) =>
-          (impl[property as keyof T] as (...a: Array<unknown>) => unknown).apply(impl, args)
-        )
-  })
+/** The local token store, loaded on first use (the file store stays unloaded in the sandbox). */
+class LazyLocalTokenStore implements TokenStoreLike {
+  private store: Promise<TokenStoreLike> | undefined
+  private get impl(): Promise<TokenStoreLike> {
+    this.store ??= localStores().then((m) => new m.LocalTokenStore())
+    return this.store
+  }
+  async saveToken(provider: string, token: OAuthToken, bucket?: string) {
+    return (await this.impl).saveToken(provider, token, bucket)
+  }
+  async getToken(provider: string, bucket?: string) {
+    return (await this.impl).getToken(provider, bucket)
+  }
+  async removeToken(provider: string, bucket?: string) {
+    return (await this.impl).removeToken(provider, bucket)
+  }
+  async listProviders() {
+    return (await this.impl).listProviders()
+  }
+  async listBuckets(provider: string) {
+    return (await this.impl).listBuckets(provider)
+  }
+  async getBucketStats(provider: string, bucket?: string) {
+    return (await this.impl).getBucketStats(provider, bucket)
+  }
+  async acquireRefreshLock(
+    provider: string,
+    options?: { readonly bucket?: string; readonly waitMs?: number }
+  ) {
+    return (await this.impl).acquireRefreshLock(provider, options)
+  }
+  async releaseRefreshLock(provider: string, bucket?: string) {
+    return (await this.impl).releaseRefreshLock(provider, bucket)
+  }
+}
+
+/** The local API key storage, loaded on first use. */
+class LazyLocalProviderKeyStorage implements ProviderKeyStorageLike {
+  private storage: Promise<ProviderKeyStorageLike> | undefined
+  private get impl(): Promise<ProviderKeyStorageLike> {
+    this.storage ??= localStores().then((m) => new m.LocalProviderKeyStorage())
+    return this.storage
+  }
+  async saveKey(name: string, value: string) {
+    return (await this.impl).saveKey(name, value)
+  }
+  async getKey(name: string) {
+    return (await this.impl).getKey(name)
+  }
+  async deleteKey(name: string) {
+    return (await this.impl).deleteKey(name)
+  }
+  async listKeys() {
+    return (await this.impl).listKeys()
+  }
+  async hasKey(name: string) {
+    return (await this.impl).hasKey(name)
+  }
+}
 
 /**
  * The process's token store: the proxy's when `LLXPRT_CREDENTIAL_SOCKET` is
@@ -44,9 +93,7 @@ const lazily = <T extends object>(load: () => Promise<T>): T =>
 export const createTokenStore = (): TokenStoreLike => {
   if (tokenStore === undefined) {
     tokenStore =
-      proxySocket() !== undefined
-        ? new ProxyTokenStore({ runner: runner() })
-        : lazily<TokenStoreLike>(() => localStores().then((m) => new m.LocalTokenStore()))
+      proxySocket() !== undefined ? new ProxyTokenStore({ runner: runner() }) : new LazyLocalTokenStore()
   }
   return tokenStore
 }
@@ -57,7 +104,7 @@ export const createProviderKeyStorage = (): ProviderKeyStorageLike => {
     keyStorage =
       proxySocket() !== undefined
         ? new ProxyProviderKeyStorage({ runner: runner() })
-        : lazily<ProviderKeyStorageLike>(() => localStores().then((m) => new m.LocalProviderKeyStorage()))
+        : new LazyLocalProviderKeyStorage()
   }
   return keyStorage
 }

@@ -121,6 +121,11 @@ export class FrameBatch {
     this.total += FRAME_HEADER_BYTES + byteLength
   }
 
+  /** Bytes waiting to be taken, headers included. */
+  get size(): number {
+    return this.total
+  }
+
   /** Everything added since the last call, framed, or `undefined` when nothing was added. */
   take(): Buffer | undefined {
     if (this.payloads.length === 0) return undefined

@@ -53,6 +53,8 @@ const NOT_AN_OBJECT = new InvalidRequest({ reason: "frame is not a JSON object" 
 const UNUSABLE_ID = new InvalidRequest({ reason: "id must be a non-empty string of at most 128 characters" })
 const UNKNOWN_OPERATION = new InvalidRequest({ reason: "op is not a known operation" })
 const FRAME_TOO_LARGE = new InvalidRequest({ reason: "frame too large" })
+/** Collected answers are written once they reach this size, even in the middle of a read. */
+const FLUSH_AT_BYTES = 64 * 1024
 const WRONG_CAPABILITY = new Unauthorized({ reason: "capability token missing or wrong" })
 
 type JsonObject = Record<string, unknown>
@@ -90,6 +92,8 @@ export class Connection implements Expirable {
   private writeBlocked = false
   private yielding = false
   private inFlight = 0
+  /** Requests of this connection still running as fibers; interrupted when the connection closes. */
+  private readonly running = new Set<Fiber.RuntimeFiber<string, ProxyError>>()
   /** Limits that only pause a connection are logged once per connection, not every time they bite. */
   private loggedInFlightLimit = false
   private loggedFramesPerRead = false
@@ -191,6 +195,8 @@ export class Connection implements Expirable {
     this.ctx.status.connectionsOpen--
     this.ctx.deadlines.unwatch(this)
     this.ctx.onClosed(this)
+    // Nobody is left to answer: stop the work (locks are released by the fibers' own finalizers).
+    for (const fiber of this.running) fiber.unsafeInterruptAsFork(fiber.id())
   }
 
   /** Cuts and handles every complete frame that may be handled now. */
@@ -201,7 +207,8 @@ export class Connection implements Expirable {
     }
     this.batching = true
     let frames = 0
-    while (!this.closed && !this.draining && this.inFlight < this.ctx.maxInFlight) {
+    let waitingForBytes = false
+    while (!this.closed && !this.draining && !this.writeBlocked && this.inFlight < this.ctx.maxInFlight) {
       if (frames === this.ctx.maxFramesPerRead) {
         if (!this.loggedFramesPerRead) {
           this.loggedFramesPerRead = true
@@ -213,7 +220,10 @@ export class Connection implements Expirable {
         break
       }
       const step = this.decoder.next()
-      if (step._tag === "NeedMore") break
+      if (step._tag === "NeedMore") {
+        waitingForBytes = true
+        break
+      }
       if (step._tag === "Oversize") {
         this.ctx.audit.event("Warning", "frame length over the limit; closing", {
           length: step.length,
@@ -237,7 +247,7 @@ export class Connection implements Expirable {
     }
     this.batching = false
     this.flush()
-    this.trackPartialFrame()
+    this.trackPartialFrame(waitingForBytes)
     this.updateFlow()
     this.finishIfDone()
   }
@@ -251,9 +261,15 @@ export class Connection implements Expirable {
     })
   }
 
-  private trackPartialFrame(): void {
+  /**
+   * The partial-frame deadline runs only while the connection waits for the
+   * peer's bytes. Complete frames the server itself holds back (requests in
+   * flight at the limit, a peer not reading, a yielded turn) are not partial:
+   * backpressure must never close a connection or drop its requests.
+   */
+  private trackPartialFrame(waitingForBytes: boolean): void {
     if (this.closed) return
-    if (this.decoder.hasPartialFrame) {
+    if (waitingForBytes && this.decoder.hasPartialFrame) {
       if (this.partialSince < 0) this.partialSince = this.ctx.deadlines.now()
       this.ctx.deadlines.watch(this)
     } else {
@@ -332,7 +348,9 @@ export class Connection implements Expirable {
     }
     this.inFlight++
     const fiber = this.ctx.fork(request.result)
+    this.running.add(fiber)
     fiber.addObserver((exit) => {
+      this.running.delete(fiber)
       this.inFlight--
       this.contained(() => {
         this.batching = true
@@ -414,7 +432,8 @@ export class Connection implements Expirable {
 
   private send(json: string, byteLength?: number): void {
     this.out.add(json, byteLength)
-    if (!this.batching) this.flush()
+    // Large answers are written as they come, so a peer that stops reading is noticed within one read.
+    if (!this.batching || this.out.size >= FLUSH_AT_BYTES) this.flush()
   }
 
   private flush(): void {

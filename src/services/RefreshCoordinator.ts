@@ -197,19 +197,25 @@ export const make = (
                 )
             )
           )
-          const refreshedAt = yield* Clock.currentTimeMillis
-          const incoming = answerToToken(answer, current, refreshedAt)
-          if (Either.isLeft(incoming)) {
-            return yield* new RefreshFailure({
-              provider: provider.name,
-              reason: "Invalid",
-              detail: incoming.left
+          // Once the provider has answered, its answer must reach the store: with rotating refresh
+          // tokens the old one is already spent. An interruption (client gone, shutdown) waits for it.
+          return yield* Effect.uninterruptible(
+            Effect.gen(function* () {
+              const refreshedAt = yield* Clock.currentTimeMillis
+              const incoming = answerToToken(answer, current, refreshedAt)
+              if (Either.isLeft(incoming)) {
+                return yield* new RefreshFailure({
+                  provider: provider.name,
+                  reason: "Invalid",
+                  detail: incoming.left
+                })
+              }
+              const refreshed = mergeTokens(current, incoming.right)
+              yield* storeCall("save token", tokens.save(key, refreshed))
+              yield* Effect.logInfo("token refreshed").pipe(Effect.annotateLogs({ expiry: refreshed.expiry }))
+              return refreshed
             })
-          }
-          const refreshed = mergeTokens(current, incoming.right)
-          yield* storeCall("save token", tokens.save(key, refreshed))
-          yield* Effect.logInfo("token refreshed").pipe(Effect.annotateLogs({ expiry: refreshed.expiry }))
-          return refreshed
+          )
         })
       )
 

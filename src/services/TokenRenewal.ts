@@ -69,10 +69,15 @@ export interface TokenRenewalOptions {
 
 const defaultJitter = Random.nextIntBetween(0, RENEWAL_MAX_JITTER_MS + 1)
 
+/** The longest single sleep: a timer for longer (about 24.8 days) would never fire. */
+const MAX_SLEEP_MS = 2 ** 31 - 1
+
 /** Sleeps on the Clock until its time reaches `at`, re-reading it on every wake-up. */
 const sleepUntil = (at: number): Effect.Effect<void> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    now >= at ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(at - now)), sleepUntil(at))
+    now >= at
+      ? Effect.void
+      : Effect.zipRight(Effect.sleep(Duration.millis(Math.min(at - now, MAX_SLEEP_MS))), sleepUntil(at))
   )
 
 export const make = (
@@ -97,15 +102,18 @@ export const make = (
       Effect.map(jitter, (jitterMs) => Math.max(renewalTime(expiry * 1000, now, jitterMs), notBefore))
 
     /** The timer of one key; returns when there is nothing left to renew. */
-    const timer = (key: TokenKey, first: OAuthToken): Effect.Effect<void> =>
-      Effect.gen(function* () {
+    /** The expiry each running timer is scheduled for, so `watch` can tell a replaced token. */
+    const scheduledFor = new Map<string, number>()
+
+    const timer = (key: TokenKey, first: OAuthToken): Effect.Effect<void> => {
+      const id = tokenKeyString(key)
+      return Effect.gen(function* () {
         let expiry = first.expiry
         let failures = 0
         let at = yield* schedule(expiry, yield* Clock.currentTimeMillis, 0)
         for (;;) {
-          yield* Effect.logDebug("token renewal scheduled").pipe(
-            Effect.annotateLogs({ at: new Date(at).toISOString() })
-          )
+          scheduledFor.set(id, expiry)
+          yield* Effect.logDebug("token renewal scheduled").pipe(Effect.annotateLogs({ atMs: at }))
           yield* sleepUntil(at)
           const now = yield* Clock.currentTimeMillis
           const stored = yield* Effect.either(readStored(key))
@@ -163,8 +171,14 @@ export const make = (
             ? Effect.failCause(cause)
             : Effect.logError("token renewal failed unexpectedly", Cause.pretty(cause))
         ),
+        Effect.ensuring(
+          Effect.sync(() => {
+            if (scheduledFor.get(id) !== undefined && !FiberMap.unsafeHas(timers, id)) scheduledFor.delete(id)
+          })
+        ),
         Effect.annotateLogs({ provider: key.provider, bucket: key.bucket })
       )
+    }
 
     return TokenRenewal.of({
       // On every get_token: the cheapest checks first, nothing allocated when nothing is to be done.
@@ -172,8 +186,11 @@ export const make = (
         if (token.refresh_token === undefined || token.refresh_token === "") return
         if (providers.get(key.provider) === undefined) return
         const id = tokenKeyString(key)
-        if (FiberMap.unsafeHas(timers, id)) return
-        run(id, timer(key, token), { onlyIfMissing: true })
+        const scheduled = scheduledFor.get(id)
+        if (scheduled !== undefined && token.expiry >= scheduled && FiberMap.unsafeHas(timers, id)) return
+        // No timer, or the token was replaced by one that expires sooner: (re)start it.
+        scheduledFor.set(id, token.expiry)
+        run(id, timer(key, token))
       },
       scheduled: FiberMap.size(timers)
     })
