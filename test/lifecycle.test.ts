@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as FileTokenStore from "../src/layers/FileTokenStore.js"
+import { encodeFrame } from "../src/protocol/frame.js"
 import { FrameClient } from "./support/frame-client.js"
 import { startServer, type TestServerOptions, tempDir } from "./support/server.js"
 import { gatedStores, type StoreCalls } from "./support/stores.js"
@@ -146,6 +147,48 @@ describe("who may connect (PROTOCOL.md §9)", () => {
   )
 })
 
+const until = async (condition: () => boolean, limitMs = 5_000): Promise<void> => {
+  const deadline = Date.now() + limitMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time")
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+describe("a client that does not read its answers", () => {
+  it.scoped(
+    "the server stops handling its frames instead of piling up answers, then serves all of them",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* startServer()
+        yield* Effect.scoped(
+          Effect.flatMap(FileTokenStore.make(server.dataDir), (store) =>
+            store.save(
+              { provider: "big", bucket: "default" },
+              { access_token: "a", expiry: 1, token_type: "Bearer", pad: "p".repeat(60_000) }
+            )
+          )
+        )
+        const client = yield* open(server.socketPath)
+        client.socket.pause()
+        const count = 1000
+        const frames = Array.from({ length: count }, (_, i) =>
+          encodeFrame(JSON.stringify({ v: 1, id: `b${i}`, op: "get_token", payload: { provider: "big" } }))
+        )
+        client.sendRaw(Buffer.concat(frames))
+        const answered = () => server.status().requests.get_token?.ok ?? 0
+        yield* Effect.promise(() => until(() => answered() > 0))
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 300)))
+        // At most a few reads' worth of answers wait in buffers, not all 60 MB of them.
+        expect(answered()).toBeLessThan(200)
+        client.socket.resume()
+        yield* Effect.promise(() => until(() => client.pending.length === count, 20_000))
+        expect(answered()).toBe(count)
+        client.close()
+      })
+  )
+})
+
 describe("deadlines, backpressure and stop (PROTOCOL.md §5, §10)", () => {
   it.scoped("a store call that does not finish within 15 s answers INTERNAL_ERROR (TestClock)", () =>
     Effect.gen(function* () {
@@ -173,9 +216,15 @@ describe("deadlines, backpressure and stop (PROTOCOL.md §5, §10)", () => {
         config: { maxInFlightPerConnection: 2 }
       })
       const client = yield* open(server.socketPath)
-      for (let i = 0; i < 10; i++)
-        client.send({ v: 1, id: `g${i}`, op: "get_token", payload: { provider: "p" } })
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 100)))
+      const frames = Array.from({ length: 10 }, (_, i) =>
+        encodeFrame(JSON.stringify({ v: 1, id: `g${i}`, op: "get_token", payload: { provider: "p" } }))
+      )
+      client.sendRaw(Buffer.concat(frames))
+      yield* Effect.promise(() => until(() => calls.count === 2))
+      // Frames held back by the server are not partial frames: no deadline closes the connection.
+      yield* TestClock.adjust("6 seconds")
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      expect(client.closed).toBe(false)
       expect(calls.count).toBe(2)
       yield* Deferred.succeed(gate, undefined)
       for (let i = 0; i < 10; i++) {

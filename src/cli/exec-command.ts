@@ -7,8 +7,10 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { UsageError } from "../errors/usage.js"
+import { readCapabilityTokenFile } from "../layers/capability-token-file.js"
 import type { RunningServer } from "../server/serve.js"
 import { serveOptions, withServer } from "./serve-command.js"
 import { forwardSignalsTo } from "./signals.js"
@@ -113,7 +115,17 @@ export const execCommand = Command.make("exec", execOptions, (flags) =>
     if (!flags.printEnv && flags.command.length === 0) {
       return yield* new UsageError({ reason: "no command given: credproxy exec [options] -- CMD [ARGS...]" })
     }
-    const capabilityToken = flags.capabilityToken ? crypto.randomBytes(32).toString("base64url") : undefined
+    if (flags.capabilityToken && Option.isSome(flags.capabilityTokenFile)) {
+      return yield* new UsageError({
+        reason: "--capability-token generates a token and --capability-token-file names one: give only one"
+      })
+    }
+    // The command gets the token the server requires: a generated one, or the one from the file.
+    const capabilityToken = flags.capabilityToken
+      ? crypto.randomBytes(32).toString("base64url")
+      : Option.isSome(flags.capabilityTokenFile)
+        ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
+        : undefined
     return yield* withServer(
       flags,
       (server) =>

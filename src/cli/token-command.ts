@@ -30,15 +30,14 @@ const withStore = <A, E>(dataDir: string, use: (store: typeof TokenStore.Service
   Effect.flatMap(TokenStore, use).pipe(Effect.provide(FileTokenStore.layer(dataDir)))
 
 const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (cause) {
+  // The parser's own message quotes the input, which may be a secret: say only what is wrong.
+  const json = Either.try(() => JSON.parse(text) as unknown)
+  if (Either.isLeft(json)) {
     return Effect.fail(
-      new UsageError({ reason: `standard input is not valid JSON: ${(cause as Error).message}` })
+      new UsageError({ reason: "standard input is not valid JSON: pipe in one JSON token object" })
     )
   }
-  return Either.match(decodeToken(json), {
+  return Either.match(decodeToken(json.right), {
     onLeft: (error) => Effect.fail(new UsageError({ reason: `token ${describeParseIssue(error.issue)}` })),
     onRight: Effect.succeed
   })

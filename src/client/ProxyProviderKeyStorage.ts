@@ -1,3 +1,4 @@
+import { WireCode } from "../protocol/wire-codes.js"
 import { ProxyResponseError } from "./errors.js"
 import type { ProxyClientOptions } from "./ProxyClient.js"
 import { PromiseRunner } from "./promise-runner.js"
@@ -19,7 +20,7 @@ export class ProxyProviderKeyStorage implements ProviderKeyStorageLike {
       const data = (await this.runner.request("get_api_key", { name })) as { key: string }
       return data.key
     } catch (error) {
-      if (error instanceof ProxyResponseError && error.code === "NOT_FOUND") return null
+      if (error instanceof ProxyResponseError && error.code === WireCode.NOT_FOUND) return null
       throw error
     }
   }

@@ -1,11 +1,12 @@
 import type { OAuthToken } from "../protocol/token.js"
+import { WireCode } from "../protocol/wire-codes.js"
 import { ProxyResponseError } from "./errors.js"
 import type { ProxyClientOptions } from "./ProxyClient.js"
 import { PromiseRunner } from "./promise-runner.js"
 import { type BucketStats, DEFAULT_BUCKET, type TokenStoreLike } from "./store-types.js"
 
 const isNotFound = (error: unknown): boolean =>
-  error instanceof ProxyResponseError && error.code === "NOT_FOUND"
+  error instanceof ProxyResponseError && error.code === WireCode.NOT_FOUND
 
 /** Resolves NOT_FOUND to `fallback`; every other failure stays an error carrying its wire code. */
 const orWhenNotFound = <A, B>(promise: Promise<A>, fallback: B): Promise<A | B> =>

@@ -16,10 +16,19 @@ export const unrefClock: Clock.Clock = {
   currentTimeMillis: system.currentTimeMillis,
   unsafeCurrentTimeNanos: () => system.unsafeCurrentTimeNanos(),
   currentTimeNanos: system.currentTimeNanos,
-  sleep: (duration) =>
-    Effect.async<void>((resume) => {
-      const timer = setTimeout(() => resume(Effect.void), Duration.toMillis(duration))
-      timer.unref()
-      return Effect.sync(() => clearTimeout(timer))
-    })
+  sleep: (duration) => unrefSleep(Duration.toMillis(duration))
+}
+
+/** Node runs a timer over 2^31-1 ms (or an infinite one) after 1 ms: longer waits are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+const unrefSleep = (ms: number): Effect.Effect<void> => {
+  if (!Number.isFinite(ms)) return Effect.never
+  const step = Math.min(Math.max(ms, 0), MAX_TIMER_MS)
+  const wait = Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), step)
+    timer.unref()
+    return Effect.sync(() => clearTimeout(timer))
+  })
+  return ms > MAX_TIMER_MS ? Effect.zipRight(wait, unrefSleep(ms - MAX_TIMER_MS)) : wait
 }

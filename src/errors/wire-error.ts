@@ -31,7 +31,7 @@ export const toWireError = (error: ProxyError): WireError => {
     case "UnknownVersion":
       return {
         code: WireCode.UNKNOWN_VERSION,
-        message: `no common protocol version: client offers ${error.minVersion}..${error.maxVersion}, server supports 1`
+        message: "no common protocol version: this server supports version 1"
       }
     case "StoreFailure":
     case "StoreTimeout":

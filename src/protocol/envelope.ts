@@ -1,4 +1,3 @@
-import * as Schema from "effect/Schema"
 import { MAX_ID_LENGTH } from "./limits.js"
 
 /**
@@ -6,11 +5,5 @@ import { MAX_ID_LENGTH } from "./limits.js"
  * (an unusable id means an answer without id); the rest of a request is
  * decoded by its operation's schema (`requestSchema`).
  */
-export const RequestId = Schema.String.pipe(
-  Schema.minLength(1),
-  Schema.maxLength(MAX_ID_LENGTH),
-  Schema.annotations({ identifier: "RequestId" })
-)
-
 export const isUsableId = (id: unknown): id is string =>
   typeof id === "string" && id.length > 0 && id.length <= MAX_ID_LENGTH

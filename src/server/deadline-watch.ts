@@ -2,6 +2,7 @@ import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { monotonicMillis } from "../services/monotonic.js"
 
 /** Something with a deadline (Clock milliseconds) and what to do when it passes. */
 export interface Expirable {
@@ -26,7 +27,7 @@ export class DeadlineWatch {
   ) {}
 
   now(): number {
-    return this.clock.unsafeCurrentTimeMillis()
+    return monotonicMillis(this.clock)
   }
 
   watch(item: Expirable): void {

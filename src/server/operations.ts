@@ -104,15 +104,8 @@ export const makeOperations = (deps: OperationDeps): Operations => {
       token === undefined ? Exit.fail(new NotFound({ what: "token" })) : Exit.succeed(token)
     )
 
-  const keyJsonCache = new Map<string, { readonly value: string; readonly json: string }>()
-  const keyJson = (name: string, value: string): string => {
-    const cached = keyJsonCache.get(name)
-    if (cached !== undefined && cached.value === value) return cached.json
-    if (keyJsonCache.size > 1024) keyJsonCache.clear()
-    const json = JSON.stringify({ key: value })
-    keyJsonCache.set(name, { value, json })
-    return json
-  }
+  /** `{"key":...}` around one string serialization. */
+  const keyJson = (value: string): string => `{"key":${JSON.stringify(value)}}`
 
   const spec = <Op extends Operation>(
     op: Op,
@@ -219,9 +212,7 @@ export const makeOperations = (deps: OperationDeps): Operations => {
       authorize: (p) => policy.allowsKey(p.name),
       run: (p) =>
         flatMapInline(storeCall("get api key")(keys.get(p.name)), (value) =>
-          value === undefined
-            ? Exit.fail(new NotFound({ what: "api key" }))
-            : Exit.succeed(keyJson(p.name, value))
+          value === undefined ? Exit.fail(new NotFound({ what: "api key" })) : Exit.succeed(keyJson(value))
         )
     }),
 

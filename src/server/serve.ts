@@ -1,4 +1,5 @@
 import type * as net from "node:net"
+import * as path from "node:path"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -21,6 +22,7 @@ import { makeOperations } from "./operations.js"
 import { ServerConfig } from "./ServerConfig.js"
 import { ServerStatus, type StatusSnapshot } from "./ServerStatus.js"
 import { chooseSocketPath, defaultSocketDir, prepareSocketDir } from "./socket-path.js"
+import { throttledEvent } from "./throttled-event.js"
 
 /** A running server: where it listens, and its counters. It runs until the scope it was started in closes. */
 export interface RunningServer {
@@ -63,8 +65,9 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       storeCallTimeoutMs: config.storeCallTimeoutMs
     })
 
-    const dir = yield* prepareSocketDir(config.socketDir ?? defaultSocketDir())
-    const socketPath = yield* chooseSocketPath(dir)
+    // The path length is checked before the directory is created, so a refused path leaves nothing behind.
+    const socketPath = yield* chooseSocketPath(path.resolve(config.socketDir ?? defaultSocketDir()))
+    yield* prepareSocketDir(path.dirname(socketPath))
     yield* Effect.addFinalizer(() => removeSocketFile(socketPath))
 
     const connections = new Set<Connection>()
@@ -113,11 +116,15 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       onClosed: (connection) => connections.delete(connection)
     }
 
+    const clock = yield* Effect.clock
+    const logPeerRefused = throttledEvent(audit, clock, "Warning", "connection refused: peer uid not allowed")
+    const logTooMany = throttledEvent(audit, clock, "Warning", "connection refused: too many connections")
+
     /** The accept path reads top to bottom: ask the kernel who it is, enforce the cap, then allocate state. */
     const accept = (socket: net.Socket): void => {
       const peer = peers.verify(socket)
       if (peer._tag === "Rejected") {
-        audit.event("Warning", "connection refused: peer uid not allowed", {
+        logPeerRefused({
           peerUid: peer.uid,
           serverUid: peer.expectedUid,
           ...(peer.pid === undefined ? {} : { peerPid: peer.pid })
@@ -128,7 +135,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       }
       if (connections.size >= config.maxConnections) {
         status.reject("max_connections")
-        audit.event("Warning", "connection refused: too many connections", { limit: config.maxConnections })
+        logTooMany({ limit: config.maxConnections })
         socket.destroy()
         return
       }

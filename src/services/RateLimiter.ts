@@ -2,6 +2,7 @@ import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { monotonicMillis } from "./monotonic.js"
 
 /** One connection's budget: `take` answers 0 when the request may go on, else the seconds to wait (0 < s <= 1). */
 export interface ConnectionRateLimit {
@@ -25,10 +26,10 @@ export const makeRateLimiter = (perSecond: number, clock: Clock.Clock): RateLimi
   forConnection: () => {
     if (perSecond <= 0) return UNLIMITED
     let tokens = perSecond
-    let last = clock.unsafeCurrentTimeMillis()
+    let last = monotonicMillis(clock)
     return {
       take: () => {
-        const now = clock.unsafeCurrentTimeMillis()
+        const now = monotonicMillis(clock)
         if (now > last) {
           tokens = Math.min(perSecond, tokens + ((now - last) * perSecond) / 1000)
           last = now

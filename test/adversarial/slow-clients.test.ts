@@ -75,8 +75,8 @@ describe("slow clients (issue 3)", () => {
             yield* steadyServed
           })
 
-        // t = 0: cohort A. The dribblers' first write ends inside the payload (header + 1 or 2 bytes):
-        // see the it.fails test below for dribbling the header itself.
+        // t = 0: cohort A. The dribblers' first write ends inside the payload (header + 1 or 2 bytes);
+        // dribbling the header itself is covered by its own test below.
         const silentA = yield* Effect.promise(() => connectIdle(server.socketPath, COHORT))
         const slowA = yield* Effect.promise(() =>
           startDribblers(server.socketPath, COHORT, (i) => (i % 2 === 0 ? 5 : 6))
