@@ -500,6 +500,55 @@ describe("proactive renewal", () => {
       })
   )
 
+  it.scoped("a token valid for 60 days still gets a timer that fires (sleeps cut at 2^31-1 ms)", () =>
+    Effect.gen(function* () {
+      const refresher = scriptedRefresher()
+      const server = yield* startServer({
+        providers: [acme],
+        refresher: refresher.layer,
+        jitter: Effect.succeed(0)
+      })
+      const sixtyDays = 60 * 86_400
+      yield* seed(server.dataDir, "acme", token({ expiry: sixtyDays }))
+      const client = yield* open(server)
+      yield* call(client, "get_token", { provider: "acme" })
+      // 10% of 60 days before expiry: 54 days, in chunks no timer can exceed.
+      const renewAt = (sixtyDays - sixtyDays / 10) * 1000
+      yield* awaitTimer(2 ** 31 - 1)
+      yield* TestClock.adjust(2 ** 31 - 1)
+      yield* awaitTimer(2 ** 31 - 1)
+      yield* TestClock.adjust(renewAt - 2 * (2 ** 31 - 1) - 1)
+      yield* settle
+      expect(refresher.calls()).toBe(0)
+      yield* TestClock.adjust(2 ** 31)
+      yield* waitUntil(() => refresher.calls() === 1)
+      client.close()
+    })
+  )
+
+  it.scoped(
+    "a replaced token that expires sooner restarts its timer, also after one with an absurd expiry",
+    () =>
+      Effect.gen(function* () {
+        const refresher = scriptedRefresher()
+        const server = yield* startServer({
+          providers: [acme],
+          refresher: refresher.layer,
+          jitter: Effect.succeed(JITTER_MS)
+        })
+        yield* seed(server.dataDir, "acme", token({ expiry: 1e15 }))
+        const client = yield* open(server)
+        expect((yield* call(client, "get_token", { provider: "acme" })).ok).toBe(true)
+        yield* seed(server.dataDir, "acme", token({ expiry: 3_600 }))
+        yield* TestClock.adjust("1 second")
+        expect((yield* call(client, "get_token", { provider: "acme" })).data.expiry).toBe(3_600)
+        // Seen at 1 s: 3600 s − max(300 s, 359.9 s) − 12 s = 3228.1 s, i.e. 3227.1 s from now.
+        yield* awaitTimer(3_227_100)
+        expect(yield* server.renewal.scheduled).toBe(1)
+        client.close()
+      })
+  )
+
   it.scoped("a token renewed elsewhere meanwhile is only rescheduled", () =>
     Effect.gen(function* () {
       const refresher = scriptedRefresher()
