@@ -236,3 +236,30 @@ describe("factories without a proxy (PROTOCOL.md §15)", () => {
     expect(report.key).toBe("v")
   })
 })
+
+describe("credproxy/client stays small (PROTOCOL.md §15)", () => {
+  it("loads no server, native, file-store or OAuth code until a factory picks the local store", () => {
+    const seen = new Set<string>()
+    const walk = (file: string) => {
+      if (seen.has(file)) return
+      seen.add(file)
+      const source = fs.readFileSync(file, "utf8")
+      for (const match of source.matchAll(/^import\s[^;]*?from\s*"([^"]+)"|^import\s*"([^"]+)"/gm)) {
+        const specifier = match[1] ?? match[2]
+        if (specifier?.startsWith(".")) walk(path.resolve(path.dirname(file), specifier))
+      }
+    }
+    walk(CLIENT)
+    const loaded = [...seen].map((file) => fs.readFileSync(file, "utf8")).join("\n")
+    for (const marker of [
+      "koffi",
+      "SO_PEERCRED",
+      "createServer(",
+      "proper-lockfile",
+      "oauth4webapi",
+      "refresh_token grant"
+    ]) {
+      expect(loaded, marker).not.toContain(marker)
+    }
+  })
+})
