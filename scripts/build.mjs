@@ -1,8 +1,14 @@
 // Bundles the CLI (and the library entry points) with esbuild: loading Effect's
 // many ES modules one by one costs 0.4-0.9 s per start here; one file does not.
 
-import { existsSync } from "node:fs"
+import { existsSync, readdirSync, rmSync } from "node:fs"
 import { build } from "esbuild"
+
+// Chunk names carry content hashes: drop the previous build's so no stale chunk lingers in dist/.
+rmSync("dist/chunks", { recursive: true, force: true })
+for (const file of existsSync("dist") ? readdirSync("dist") : []) {
+  if (/\.js(\.map)?$/.test(file)) rmSync(`dist/${file}`)
+}
 
 const entries = { cli: "src/cli/main.ts", index: "src/index.ts", client: "src/client.ts" }
 const entryPoints = Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file)))
