@@ -1,17 +1,15 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as lockfile from "proper-lockfile"
-import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import {
   type CliResult,
-  killAllChildren,
   listTree,
-  makeWorkspace,
   pollUntil,
   runCli,
   type ServeProcess,
   startServe,
-  type Workspace,
+  useCliWorkspace,
   withTimeout
 } from "./support/cli.js"
 import { FrameClient, type Json } from "./support/frame-client.js"
@@ -39,24 +37,14 @@ const fullToken = {
 }
 const { refresh_token: _dropped, ...sanitizedToken } = fullToken
 
-let ws: Workspace
-const clients: Array<FrameClient> = []
+const workspace = useCliWorkspace()
+const { clients } = workspace
 
-beforeEach(() => {
-  ws = makeWorkspace()
-})
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await killAllChildren()
-  ws.remove()
-})
-
-const data = (): Array<string> => ["--data-dir", ws.dataDir]
+const data = (): Array<string> => ["--data-dir", workspace.ws.dataDir]
 const serveArgs = (...extra: Array<string>): Array<string> => [
   ...data(),
   "--socket-dir",
-  ws.socketDir,
+  workspace.ws.socketDir,
   ...extra
 ]
 
@@ -104,7 +92,7 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
     )
 
     expect(path.isAbsolute(server.socketPath)).toBe(true)
-    expect(path.dirname(server.socketPath)).toBe(ws.socketDir)
+    expect(path.dirname(server.socketPath)).toBe(workspace.ws.socketDir)
     const name = SOCKET_NAME.exec(path.basename(server.socketPath))
     expect(name).not.toBeNull()
     expect(Number(name![1])).toBe(server.pid)
@@ -112,7 +100,7 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
     const socketStat = fs.lstatSync(server.socketPath)
     expect(socketStat.isSocket()).toBe(true)
     expect(socketStat.mode & 0o777).toBe(0o600)
-    const dirStat = fs.lstatSync(ws.socketDir)
+    const dirStat = fs.lstatSync(workspace.ws.socketDir)
     expect(dirStat.isDirectory()).toBe(true)
     expect(dirStat.mode & 0o777).toBe(0o700)
 
@@ -188,7 +176,7 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
    */
   const requestInFlight = async () => {
     await importToken("anthropic", fullToken)
-    const tokenFile = path.join(ws.dataDir, "tokens", "anthropic", "default.json")
+    const tokenFile = path.join(workspace.ws.dataDir, "tokens", "anthropic", "default.json")
     expect(fs.existsSync(tokenFile)).toBe(true)
     const release = await lockfile.lock(tokenFile, { realpath: false, stale: 10_000, update: 2_000 })
     const server = await startServe(serveArgs("--log-level", "debug"))
@@ -242,8 +230,8 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
   })
 
   it("without --socket-dir: a 0700 directory llxprt-cred-{uid} in the temp dir", async () => {
-    const server = await startServe(data(), { env: { TMPDIR: ws.root } })
-    const expectedDir = path.join(ws.root, `llxprt-cred-${process.getuid!()}`)
+    const server = await startServe(data(), { env: { TMPDIR: workspace.ws.root } })
+    const expectedDir = path.join(workspace.ws.root, `llxprt-cred-${process.getuid!()}`)
     expect(path.dirname(server.socketPath)).toBe(expectedDir)
     expect(fs.lstatSync(expectedDir).mode & 0o777).toBe(0o700)
     expect(fs.lstatSync(server.socketPath).mode & 0o777).toBe(0o600)
@@ -390,8 +378,8 @@ describe("credproxy token (PROTOCOL.md §7, §13)", () => {
       expect(result.stderr).toContain("A-Z a-z 0-9 . _ - @ +")
     }
     // Only the data directory may exist under the workspace, and it holds no token.
-    expect(fs.readdirSync(ws.root).filter((entry) => entry !== "data")).toEqual([])
-    expect(listTree(ws.dataDir).filter((entry) => entry.endsWith(".json"))).toEqual([])
+    expect(fs.readdirSync(workspace.ws.root).filter((entry) => entry !== "data")).toEqual([])
+    expect(listTree(workspace.ws.dataDir).filter((entry) => entry.endsWith(".json"))).toEqual([])
     expect((await cli(["token", "list"])).stdout).toBe("")
   })
 })
@@ -454,7 +442,7 @@ describe("credproxy key (PROTOCOL.md §13, §14)", () => {
     const result = await cli(["key", "set", "../evil"], API_KEY)
     expectExit(result, 2)
     expect(result.stderr).toContain("A-Z a-z 0-9 . _ - @ +")
-    expect(fs.readdirSync(ws.root).filter((entry) => entry !== "data")).toEqual([])
+    expect(fs.readdirSync(workspace.ws.root).filter((entry) => entry !== "data")).toEqual([])
   })
 
   it("remove of a missing key: exit 1", async () => {
@@ -505,20 +493,20 @@ describe("bad arguments: exit 2 with a message (PROTOCOL.md §13, §14)", () => 
   }
 
   it("--socket-dir with mode 0755: refused, naming the mode", async () => {
-    fs.mkdirSync(ws.socketDir, { mode: 0o755 })
-    fs.chmodSync(ws.socketDir, 0o755)
+    fs.mkdirSync(workspace.ws.socketDir, { mode: 0o755 })
+    fs.chmodSync(workspace.ws.socketDir, 0o755)
     const result = await runCli(["serve", ...serveArgs()])
     expectExit(result, 2)
     expect(result.stdout).toBe("")
     expect(result.stderr).toMatch(/mode/)
     expect(result.stderr).toMatch(/755/)
-    expect(fs.readdirSync(ws.socketDir)).toEqual([])
+    expect(fs.readdirSync(workspace.ws.socketDir)).toEqual([])
   })
 
   it("--socket-dir that is a symlink to a private directory: refused", async () => {
-    const real = path.join(ws.root, "real")
+    const real = path.join(workspace.ws.root, "real")
     fs.mkdirSync(real, { mode: 0o700 })
-    fs.symlinkSync(real, ws.socketDir)
+    fs.symlinkSync(real, workspace.ws.socketDir)
     const result = await runCli(["serve", ...serveArgs()])
     expectExit(result, 2)
     expect(result.stdout).toBe("")
@@ -527,7 +515,7 @@ describe("bad arguments: exit 2 with a message (PROTOCOL.md §13, §14)", () => 
   })
 
   it("a socket path longer than the limit: refused, naming the limit", async () => {
-    const longDir = path.join(ws.root, "d".repeat(100))
+    const longDir = path.join(workspace.ws.root, "d".repeat(100))
     const result = await runCli(["serve", ...data(), "--socket-dir", longDir])
     expectExit(result, 2)
     expect(result.stdout).toBe("")
@@ -670,11 +658,11 @@ describe("data directory (PROTOCOL.md §13)", () => {
   it("is created 0700 with files 0600", async () => {
     await importToken("anthropic", fullToken, "work")
     await setKey("openai", API_KEY)
-    expect(fs.statSync(ws.dataDir).mode & 0o777).toBe(0o700)
-    const entries = listTree(ws.dataDir)
+    expect(fs.statSync(workspace.ws.dataDir).mode & 0o777).toBe(0o700)
+    const entries = listTree(workspace.ws.dataDir)
     expect(entries.length).toBeGreaterThan(0)
     for (const entry of entries) {
-      const stat = fs.statSync(path.join(ws.dataDir, entry))
+      const stat = fs.statSync(path.join(workspace.ws.dataDir, entry))
       expect({ entry, mode: (stat.mode & 0o777).toString(8) }).toEqual({
         entry,
         mode: stat.isDirectory() ? "700" : "600"
@@ -683,8 +671,8 @@ describe("data directory (PROTOCOL.md §13)", () => {
   })
 
   it("falls back to $CREDPROXY_HOME, then $XDG_DATA_HOME/credproxy", async () => {
-    const home = path.join(ws.root, "home")
-    const xdg = path.join(ws.root, "xdg")
+    const home = path.join(workspace.ws.root, "home")
+    const xdg = path.join(workspace.ws.root, "xdg")
     const token = JSON.stringify(fullToken)
     expectExit(
       await runCli(["token", "import", "viahome"], { stdin: token, env: { CREDPROXY_HOME: home } }),

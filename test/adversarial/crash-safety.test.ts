@@ -3,11 +3,11 @@ import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
-import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
 import { LOCK_OPTIONS } from "../../src/layers/file-lock.js"
 import { sleep } from "../support/adversarial.js"
-import { killAllChildren, makeWorkspace, runCli, startServe, type Workspace } from "../support/cli.js"
+import { runCli, startServe, useCliWorkspace } from "../support/cli.js"
 import { FrameClient, type Json } from "../support/frame-client.js"
 
 /**
@@ -35,27 +35,17 @@ const tokenFor = (bucket: string, n: number) => ({
   token_type: "Bearer"
 })
 
-let ws: Workspace
-const clients: Array<FrameClient> = []
+const workspace = useCliWorkspace()
+const { clients } = workspace
 
-beforeEach(() => {
-  ws = makeWorkspace()
-})
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await killAllChildren()
-  ws.remove()
-})
-
-const tokensDir = () => path.join(ws.dataDir, "tokens", PROVIDER)
+const tokensDir = () => path.join(workspace.ws.dataDir, "tokens", PROVIDER)
 const tokenFile = (bucket: string) => path.join(tokensDir(), `${bucket}.json`)
 
 const seed = (buckets: ReadonlyArray<string>) =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
-        const store = yield* FileTokenStore.make(ws.dataDir)
+        const store = yield* FileTokenStore.make(workspace.ws.dataDir)
         for (const bucket of buckets) {
           yield* store.save(
             { provider: PROVIDER, bucket },
@@ -66,7 +56,15 @@ const seed = (buckets: ReadonlyArray<string>) =>
     )
   )
 
-const serve = () => startServe(["--data-dir", ws.dataDir, "--socket-dir", ws.socketDir, "--rate-limit", "0"])
+const serve = () =>
+  startServe([
+    "--data-dir",
+    workspace.ws.dataDir,
+    "--socket-dir",
+    workspace.ws.socketDir,
+    "--rate-limit",
+    "0"
+  ])
 
 const open = async (socketPath: string): Promise<FrameClient> => {
   const client = await FrameClient.open(socketPath)
@@ -97,7 +95,7 @@ const checkDirectory = () => {
     else throw new Error(`unexpected entry next to the token files: ${entry.name}`)
   }
   expect(kinds.tokens.sort()).toEqual(BUCKETS.map((b) => `${b}.json`))
-  expect(fs.readdirSync(path.join(ws.dataDir, "tokens"))).toEqual([PROVIDER])
+  expect(fs.readdirSync(path.join(workspace.ws.dataDir, "tokens"))).toEqual([PROVIDER])
   return kinds
 }
 
@@ -200,7 +198,7 @@ describe("crash safety of the file store (issue 3)", () => {
       expect(readConsistent(bucket)).toBe(n)
     }
     expect((await server.stop()).code).toBe(0)
-    const listed = await runCli(["token", "list", "--data-dir", ws.dataDir])
+    const listed = await runCli(["token", "list", "--data-dir", workspace.ws.dataDir])
     expect(listed.code).toBe(0)
     expect(listed.stdout.split("\n").filter((l) => l !== "")).toEqual(BUCKETS.map((b) => `${PROVIDER}:${b}`))
   }, 45_000)

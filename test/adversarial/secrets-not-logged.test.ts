@@ -2,10 +2,10 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as path from "node:path"
-import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { encodeFrame } from "../../src/protocol/frame.js"
 import { waitUntil } from "../support/adversarial.js"
-import { killAllChildren, makeWorkspace, runCli, startServe, type Workspace } from "../support/cli.js"
+import { runCli, startServe, useCliWorkspace } from "../support/cli.js"
 import { FrameClient, type Json } from "../support/frame-client.js"
 
 /**
@@ -47,21 +47,11 @@ const S = {
 /** A near miss of the capability token (all but its last character), presented by a hostile client. */
 const WRONG_CAPABILITY = `${S.capability.slice(0, -1)}${S.capability.endsWith("0") ? "1" : "0"}`
 
-let ws: Workspace
-const clients: Array<FrameClient> = []
-
-beforeEach(() => {
-  ws = makeWorkspace()
-})
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await killAllChildren()
-  ws.remove()
-})
+const workspace = useCliWorkspace()
+const { clients } = workspace
 
 const cli = async (args: ReadonlyArray<string>, stdin: string) => {
-  const result = await runCli([...args, "--data-dir", ws.dataDir], { stdin })
+  const result = await runCli([...args, "--data-dir", workspace.ws.dataDir], { stdin })
   expect({ code: result.code, stderr: result.stderr }).toMatchObject({ code: 0 })
   return result
 }
@@ -100,14 +90,14 @@ describe("secrets never logged (issue 3, PROTOCOL.md §12)", () => {
     )
     await cli(["key", "set", "openai"], `${S.apiKey}\n`)
     await cli(["key", "set", "secret-key"], S.forbiddenKey)
-    const tokenFile = path.join(ws.root, "capability")
+    const tokenFile = path.join(workspace.ws.root, "capability")
     fs.writeFileSync(tokenFile, `${S.capability}\n`, { mode: 0o600 })
 
     const server = await startServe([
       "--data-dir",
-      ws.dataDir,
+      workspace.ws.dataDir,
       "--socket-dir",
-      ws.socketDir,
+      workspace.ws.socketDir,
       "--allow-key",
       "openai",
       "--capability-token-file",
@@ -321,9 +311,9 @@ describe("secrets never logged (issue 3, PROTOCOL.md §12)", () => {
     await new Promise<void>((resolve) => provider.listen(0, "127.0.0.1", resolve))
     try {
       const port = (provider.address() as AddressInfo).port
-      fs.mkdirSync(ws.dataDir, { recursive: true, mode: 0o700 })
+      fs.mkdirSync(workspace.ws.dataDir, { recursive: true, mode: 0o700 })
       fs.writeFileSync(
-        path.join(ws.dataDir, "providers.json"),
+        path.join(workspace.ws.dataDir, "providers.json"),
         JSON.stringify({
           providers: {
             anthropic: {
@@ -355,9 +345,9 @@ describe("secrets never logged (issue 3, PROTOCOL.md §12)", () => {
       }
       const server = await startServe([
         "--data-dir",
-        ws.dataDir,
+        workspace.ws.dataDir,
         "--socket-dir",
-        ws.socketDir,
+        workspace.ws.socketDir,
         "--log-level",
         "trace",
         "--log-format",

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { afterEach, beforeEach } from "vitest"
 
 /**
  * Helpers for tests that run the real, bundled binary (`node bin/credproxy.mjs`)
@@ -246,4 +247,29 @@ export const pollUntil = async <A>(
 export const listTree = (dir: string): Array<string> => {
   if (!fs.existsSync(dir)) return []
   return (fs.readdirSync(dir, { recursive: true }) as Array<string>).sort()
+}
+
+/**
+ * The per-test set-up of files that drive the real binary: a fresh workspace
+ * before each test; after it, every client closed, every child killed and
+ * the workspace removed.
+ */
+export const useCliWorkspace = (): { readonly ws: Workspace; readonly clients: Array<{ close(): void }> } => {
+  let current: Workspace | undefined
+  const clients: Array<{ close(): void }> = []
+  beforeEach(() => {
+    current = makeWorkspace()
+  })
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.close()
+    await killAllChildren()
+    current?.remove()
+  })
+  return {
+    get ws() {
+      if (current === undefined) throw new Error("useCliWorkspace: no test is running")
+      return current
+    },
+    clients
+  }
 }
