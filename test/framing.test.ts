@@ -5,24 +5,13 @@ import fc from "fast-check"
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.js"
 import { FrameClient } from "./support/frame-client.js"
 import { startServer } from "./support/server.js"
+import { splitAt } from "./support/split.js"
 
 const request = (i: number) =>
   encodeFrame(JSON.stringify({ v: 1, id: `f${i}`, op: "list_api_keys", payload: {} }))
 const HANDSHAKE = encodeFrame(
   JSON.stringify({ v: 1, op: "handshake", payload: { minVersion: 1, maxVersion: 1 } })
 )
-
-/** Splits `bytes` at the given cut points (any order, duplicates allowed). */
-const splitAt = (bytes: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const parts: Array<Buffer> = []
-  let start = 0
-  for (const point of [...points, bytes.length]) {
-    if (point > start) parts.push(bytes.subarray(start, point))
-    start = point
-  }
-  return parts
-}
 
 describe("frame decoder", () => {
   it("cuts the same frames from any split or coalescing of the byte stream", () => {

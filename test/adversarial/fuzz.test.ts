@@ -9,6 +9,7 @@ import { encodeFrame } from "../../src/protocol/frame.js"
 import { answerProblems, MAX_PAYLOAD, RawClient, waitUntil } from "../support/adversarial.js"
 import { FrameClient, type Json } from "../support/frame-client.js"
 import { startServer, type TestServer } from "../support/server.js"
+import { splitAt } from "../support/split.js"
 
 /**
  * Fuzzing a live server (real socket, real file store) with fast-check:
@@ -88,18 +89,6 @@ const expectSafe = (client: RawClient): Array<Json> => {
     if (answer.ok === true && typeof answer.data?.key === "string") expect(answer.data.key).toBe(ALLOWED_KEY)
     return answer
   })
-}
-
-/** Splits `bytes` at the cut points (taken modulo its length). */
-const splitAt = (bytes: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const parts: Array<Buffer> = []
-  let start = 0
-  for (const point of [...points, bytes.length]) {
-    if (point > start) parts.push(bytes.subarray(start, point))
-    start = point
-  }
-  return parts
 }
 
 // ---- arbitraries ----------------------------------------------------------------------------
