@@ -6,10 +6,12 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as FileTokenStore from "../src/layers/FileTokenStore.js"
 import { encodeFrame } from "../src/protocol/frame.js"
+import { PeerVerifier } from "../src/services/PeerVerifier.js"
 import { FrameClient } from "./support/frame-client.js"
 import { startServer, type TestServerOptions, tempDir } from "./support/server.js"
 import { gatedStores, type StoreCalls } from "./support/stores.js"
@@ -294,6 +296,31 @@ describe("deadlines, backpressure and stop (PROTOCOL.md §5, §10)", () => {
       const reply = yield* Effect.promise(() => client.request("get_token", { provider: "huge" }, "h"))
       expect(reply).toMatchObject({ id: "h", ok: false, code: "INTERNAL_ERROR" })
       client.close()
+    })
+  )
+})
+
+describe("containment of the accept path", () => {
+  it.scoped("a peer check that throws closes that connection only; the server goes on serving", () =>
+    Effect.gen(function* () {
+      let calls = 0
+      const flaky = Layer.succeed(PeerVerifier, {
+        verify: () => {
+          calls++
+          if (calls === 1) throw new Error("native call failed")
+          return { _tag: "Allowed" as const }
+        }
+      })
+      const server = yield* startServer({ peers: flaky })
+      const first = yield* Effect.promise(() => FrameClient.connect(server.socketPath))
+      yield* Effect.promise(() => first.waitClosed())
+      const second = yield* open(server.socketPath)
+      expect((yield* Effect.promise(() => second.request("list_api_keys"))).ok).toBe(true)
+      expect(server.status().connections.rejected.internal).toBe(1)
+      expect(server.audit.events.some((e) => e.level === "Error" && e.message.includes("accepting"))).toBe(
+        true
+      )
+      second.close()
     })
   )
 })

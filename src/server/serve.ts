@@ -143,7 +143,20 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       connections.add(new Connection(socket, context, limiter.forConnection()))
     }
 
-    yield* listen(socketPath, accept)
+    /** A failure while accepting costs that one connection, never the server (this runs outside any fiber). */
+    const acceptContained = (socket: net.Socket): void => {
+      try {
+        accept(socket)
+      } catch (defect) {
+        status.reject("internal")
+        audit.event("Error", "accepting a connection failed; closed it", {
+          cause: defect instanceof Error ? defect.message : String(defect)
+        })
+        socket.destroy()
+      }
+    }
+
+    yield* listen(socketPath, acceptContained)
     audit.event("Info", "listening", { socket: socketPath, capabilityToken: capability.required })
     return {
       socketPath,

@@ -19,6 +19,7 @@ import * as CapabilityGate from "../../src/services/CapabilityGate.js"
 import type { KeyStorage } from "../../src/services/KeyStorage.js"
 import type { OAuthProvider } from "../../src/services/OAuthProviders.js"
 import * as OAuthProviders from "../../src/services/OAuthProviders.js"
+import type { PeerVerifier } from "../../src/services/PeerVerifier.js"
 import * as RateLimiter from "../../src/services/RateLimiter.js"
 import type { TokenRefresher } from "../../src/services/TokenRefresher.js"
 import { TokenRenewal, type TokenRenewalShape } from "../../src/services/TokenRenewal.js"
@@ -39,6 +40,8 @@ export interface TestServerOptions {
   readonly config?: Partial<ServerConfig.ServerConfigShape>
   /** Replaces the file stores (for tests about logic, or stores that misbehave on command). */
   readonly stores?: Layer.Layer<TokenStore | KeyStorage>
+  /** Replaces the kernel peer check (for tests of the accept path's containment). */
+  readonly peers?: Layer.Layer<PeerVerifier>
   /** Configured OAuth providers (default: none). */
   readonly providers?: ReadonlyArray<OAuthProvider>
   /** Replaces the real (oauth4webapi) refresher, e.g. with one that fails on command. */
@@ -94,7 +97,7 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
       RateLimiter.layer(options.rateLimit ?? 0),
       CapabilityGate.layer(options.capabilityToken),
       ServerConfig.layer({ socketDir, ...options.config }),
-      PeerVerifierNative.layer({ allowUids: [] })
+      options.peers ?? PeerVerifierNative.layer({ allowUids: [] })
     ).pipe(Layer.provideMerge(RecordingAuditLog.layer(audit)))
     const context = yield* Layer.build(layer).pipe(Effect.orDie)
     const { socketPath, status } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
