@@ -191,6 +191,35 @@ describe("a client that does not read its answers", () => {
   )
 })
 
+describe("a client that half-closes without reading yet", () => {
+  it.scoped("gets every answer once it reads, then the server closes", () =>
+    Effect.gen(function* () {
+      const server = yield* startServer()
+      yield* Effect.scoped(
+        Effect.flatMap(FileTokenStore.make(server.dataDir), (store) =>
+          store.save(
+            { provider: "big", bucket: "default" },
+            { access_token: "a", expiry: 1, token_type: "Bearer", pad: "p".repeat(60_000) }
+          )
+        )
+      )
+      const client = yield* open(server.socketPath)
+      client.socket.pause()
+      const count = 200
+      const frames = Array.from({ length: count }, (_, i) =>
+        encodeFrame(JSON.stringify({ v: 1, id: `h${i}`, op: "get_token", payload: { provider: "big" } }))
+      )
+      client.socket.end(Buffer.concat(frames))
+      const answered = () => server.status().requests.get_token?.ok ?? 0
+      yield* Effect.promise(() => until(() => answered() > 0))
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 200)))
+      client.socket.resume()
+      yield* Effect.promise(() => client.waitClosed(20_000))
+      expect(client.pending.length).toBe(count)
+    })
+  )
+})
+
 describe("deadlines, backpressure and stop (PROTOCOL.md §5, §10)", () => {
   it.scoped("a store call that does not finish within 15 s answers INTERNAL_ERROR (TestClock)", () =>
     Effect.gen(function* () {

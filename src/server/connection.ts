@@ -99,6 +99,8 @@ export class Connection implements Expirable {
   private loggedFramesPerRead = false
   private readonly handshakeDeadline: number
   private partialSince = -1
+  /** Set once the connection is closing after its last answers: when to give up waiting for them to be taken. */
+  private lingerUntil = -1
 
   constructor(
     private readonly socket: net.Socket,
@@ -120,12 +122,18 @@ export class Connection implements Expirable {
 
   /** The earliest pending deadline: handshake, or completion of a started frame. */
   get deadline(): number {
+    if (this.lingerUntil >= 0) return this.lingerUntil
     const partial =
       this.partialSince < 0 ? Number.POSITIVE_INFINITY : this.partialSince + this.ctx.partialFrameTimeoutMs
     return Math.min(this.handshaken ? Number.POSITIVE_INFINITY : this.handshakeDeadline, partial)
   }
 
   expire(): void {
+    if (this.lingerUntil >= 0) {
+      // Its last answer was not taken in time (the peer does not read): close it hard.
+      this.socket.destroy()
+      return
+    }
     if (this.closed) return
     this.reject(this.handshaken ? "partial_frame_timeout" : "handshake_timeout", "deadline passed; closing")
     this.destroy()
@@ -446,8 +454,10 @@ export class Connection implements Expirable {
     if (this.closed) return
     this.flush()
     this.closed = true
-    this.ctx.deadlines.unwatch(this)
     this.socket.destroySoon()
+    // A peer that never reads would keep the socket (and its slot) forever: bound the wait.
+    this.lingerUntil = this.ctx.deadlines.now() + this.ctx.partialFrameTimeoutMs
+    this.ctx.deadlines.watch(this)
   }
 
   /** Reads flow only while the peer reads our answers, few enough requests are in flight and we are not yielding. */
@@ -464,7 +474,16 @@ export class Connection implements Expirable {
 
   /** After the peer half-closed: answer what was received, then close. */
   private finishIfDone(): void {
-    if (this.closed || !this.peerEnded || this.inFlight > 0 || this.draining || this.yielding) return
+    // Frames held back (peer not reading, a yielded turn, requests at the limit) are still to be answered.
+    if (
+      this.closed ||
+      !this.peerEnded ||
+      this.inFlight > 0 ||
+      this.draining ||
+      this.yielding ||
+      this.writeBlocked
+    )
+      return
     this.closeAfterWrites()
   }
 }
