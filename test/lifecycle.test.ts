@@ -191,6 +191,51 @@ describe("a client that does not read its answers", () => {
   )
 })
 
+describe("a client that does not read while its next frame is still arriving", () => {
+  it.scoped("is not closed by the partial-frame deadline while the server itself waits to write", () =>
+    Effect.gen(function* () {
+      const server = yield* startServer()
+      yield* Effect.scoped(
+        Effect.flatMap(FileTokenStore.make(server.dataDir), (store) =>
+          store.save(
+            { provider: "big", bucket: "default" },
+            { access_token: "a", expiry: 1, token_type: "Bearer", pad: "p".repeat(60_000) }
+          )
+        )
+      )
+      const client = yield* open(server.socketPath)
+      client.socket.pause()
+      const frame = (i: number) =>
+        encodeFrame(JSON.stringify({ v: 1, id: `w${i}`, op: "get_token", payload: { provider: "big" } }))
+      const answered = () => server.status().requests.get_token?.ok ?? 0
+      // Each write: the rest of frame i and the first 6 bytes of frame i+1, so every read ends inside a
+      // frame. Go on until answers stop: the server is then waiting for us to read (a generous bound).
+      client.sendRaw(frame(0).subarray(0, 6))
+      let sent = 0
+      for (; sent < 500; sent++) {
+        const before = answered()
+        client.sendRaw(Buffer.concat([frame(sent).subarray(6), frame(sent + 1).subarray(0, 6)]))
+        const more = yield* Effect.promise(() =>
+          until(() => answered() > before, 2_000).then(
+            () => true,
+            () => false
+          )
+        )
+        if (!more) break
+      }
+      expect(sent).toBeLessThan(500)
+      yield* TestClock.adjust("6 seconds")
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 100)))
+      expect(client.closed).toBe(false)
+      client.socket.resume()
+      client.sendRaw(frame(sent + 1).subarray(6))
+      yield* Effect.promise(() => until(() => client.pending.length === sent + 2, 20_000))
+      expect(server.status().connections.rejected.partial_frame_timeout).toBeUndefined()
+      client.close()
+    })
+  )
+})
+
 describe("a client that half-closes without reading yet", () => {
   it.scoped("gets every answer once it reads, then the server closes", () =>
     Effect.gen(function* () {

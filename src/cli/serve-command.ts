@@ -74,9 +74,11 @@ export const withServer = <A, E, R>(
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const token = Option.isSome(flags.capabilityTokenFile)
-        ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
-        : capabilityToken
+      const token =
+        capabilityToken ??
+        (Option.isSome(flags.capabilityTokenFile)
+          ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
+          : undefined)
       const server = yield* runServer({
         ...toServeOptions(flags, token),
         logLevel: flags.logLevel,

@@ -132,6 +132,10 @@ class Wire {
   close(): void {
     this.closedByUs = true
     this.socket.destroy()
+    // Closed by us with requests still waiting (the client's scope ended): they end now, not at their deadline.
+    for (const deferred of this.pending.values())
+      Deferred.unsafeDone(deferred, Effect.fail(new ConnectionLost()))
+    this.pending.clear()
   }
 }
 
@@ -249,7 +253,7 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
       Effect.gen(function* () {
         const current = yield* connection
         yield* FiberHandle.clear(idleTimer)
-        if (current.isClosed) {
+        if (current.isClosed || current.closedByUs) {
           // Closed while we looked away: by us (idle) means open a new one; by the proxy means lost.
           if (current.closedByUs) return yield* exchange(op, payload)
           return yield* new ConnectionLost()

@@ -255,7 +255,10 @@ export class Connection implements Expirable {
     }
     this.batching = false
     this.flush()
-    this.trackPartialFrame(waitingForBytes)
+    // Only a connection we are willing to read from can be late with its bytes.
+    const mayRead =
+      !this.draining && !this.writeBlocked && !this.yielding && this.inFlight < this.ctx.maxInFlight
+    this.trackPartialFrame(waitingForBytes && mayRead)
     this.updateFlow()
     this.finishIfDone()
   }

@@ -17,6 +17,7 @@ import {
 } from "../errors/errors.js"
 import { STORE_CALL_TIMEOUT_MS } from "../protocol/limits.js"
 import { mergeTokens, OAuthToken, withoutRefreshToken } from "../protocol/token.js"
+import { monotonicMillis } from "./monotonic.js"
 import { type OAuthProvider, OAuthProviders } from "./OAuthProviders.js"
 import { type RefreshedToken, TokenRefresher } from "./TokenRefresher.js"
 import { type TokenKey, TokenStore, tokenKeyString } from "./TokenStore.js"
@@ -114,7 +115,8 @@ export const make = (
     const providers = yield* OAuthProviders
     const refresher = yield* TokenRefresher
     const timeout = Duration.millis(options.callTimeoutMs ?? STORE_CALL_TIMEOUT_MS)
-    /** Clock time at which the last upstream refresh of a key ended (success or not). */
+    const clock = yield* Effect.clock
+    /** When (monotonic Clock ms) the last upstream refresh of a key ended, success or not. */
     const lastRefresh = new Map<string, number>()
 
     const storeCall = <A, R>(operation: string, call: Effect.Effect<A, StoreError, R>) =>
@@ -170,7 +172,7 @@ export const make = (
           const id = tokenKeyString(key)
           const last = lastRefresh.get(id)
           if (last !== undefined) {
-            const left = last + REFRESH_COOLDOWN_MS - now
+            const left = last + REFRESH_COOLDOWN_MS - monotonicMillis(clock)
             if (left > 0) {
               if (current.expiry * 1000 > now) return current
               return yield* new RefreshCooldown({ retryAfter: Math.ceil(left / 1000) })
@@ -183,7 +185,7 @@ export const make = (
           }
 
           const answer = yield* callProvider(provider, refreshToken).pipe(
-            Effect.ensuring(Effect.map(Clock.currentTimeMillis, (at) => lastRefresh.set(id, at))),
+            Effect.ensuring(Effect.sync(() => lastRefresh.set(id, monotonicMillis(clock)))),
             Effect.catchIf(
               (error) => error.reason === "Rejected",
               (error) =>
@@ -197,32 +199,33 @@ export const make = (
                 )
             )
           )
-          // Once the provider has answered, its answer must reach the store: with rotating refresh
-          // tokens the old one is already spent. An interruption (client gone, shutdown) waits for it.
-          return yield* Effect.uninterruptible(
-            Effect.gen(function* () {
-              const refreshedAt = yield* Clock.currentTimeMillis
-              const incoming = answerToToken(answer, current, refreshedAt)
-              if (Either.isLeft(incoming)) {
-                return yield* new RefreshFailure({
-                  provider: provider.name,
-                  reason: "Invalid",
-                  detail: incoming.left
-                })
-              }
-              const refreshed = mergeTokens(current, incoming.right)
-              yield* storeCall("save token", tokens.save(key, refreshed))
-              yield* Effect.logInfo("token refreshed").pipe(Effect.annotateLogs({ expiry: refreshed.expiry }))
-              return refreshed
+          const refreshedAt = yield* Clock.currentTimeMillis
+          const incoming = answerToToken(answer, current, refreshedAt)
+          if (Either.isLeft(incoming)) {
+            return yield* new RefreshFailure({
+              provider: provider.name,
+              reason: "Invalid",
+              detail: incoming.left
             })
-          )
+          }
+          const refreshed = mergeTokens(current, incoming.right)
+          yield* storeCall("save token", tokens.save(key, refreshed))
+          yield* Effect.logInfo("token refreshed").pipe(Effect.annotateLogs({ expiry: refreshed.expiry }))
+          return refreshed
         })
       )
 
+    /**
+     * A refresh, once started, runs to its end even when its caller goes away
+     * (client gone, request interrupted, a renewal timer restarted): a provider
+     * that rotates refresh tokens has spent the old one the moment it answers,
+     * so its answer must reach the store. The caller's interruption returns at
+     * once; the refresh keeps its lock and its own deadlines.
+     */
     const run = (key: TokenKey, upToDate: (token: OAuthToken, nowMs: number) => boolean) =>
-      Effect.flatMap(precheck(key), (provider) => refreshLocked(key, provider, upToDate)).pipe(
-        Effect.annotateLogs({ provider: key.provider, bucket: key.bucket })
-      )
+      Effect.flatMap(precheck(key), (provider) =>
+        Effect.disconnect(refreshLocked(key, provider, upToDate))
+      ).pipe(Effect.annotateLogs({ provider: key.provider, bucket: key.bucket }))
 
     return RefreshCoordinator.of({
       refresh: (key) => run(key, (token, now) => token.expiry * 1000 > now + VALIDITY_MARGIN_MS),

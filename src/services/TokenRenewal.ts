@@ -101,18 +101,19 @@ export const make = (
     const schedule = (expiry: number, now: number, notBefore: number) =>
       Effect.map(jitter, (jitterMs) => Math.max(renewalTime(expiry * 1000, now, jitterMs), notBefore))
 
-    /** The timer of one key; returns when there is nothing left to renew. */
-    /** The expiry each running timer is scheduled for, so `watch` can tell a replaced token. */
-    const scheduledFor = new Map<string, number>()
+    /** The expiry each running timer is scheduled for (and which timer), so `watch` can tell a replaced token. */
+    const scheduledFor = new Map<string, { expiry: number; readonly owner: object }>()
 
-    const timer = (key: TokenKey, first: OAuthToken): Effect.Effect<void> => {
+    /** The timer of one key; returns when there is nothing left to renew. */
+    const timer = (key: TokenKey, first: OAuthToken, owner: object): Effect.Effect<void> => {
       const id = tokenKeyString(key)
       return Effect.gen(function* () {
         let expiry = first.expiry
         let failures = 0
         let at = yield* schedule(expiry, yield* Clock.currentTimeMillis, 0)
         for (;;) {
-          scheduledFor.set(id, expiry)
+          const entry = scheduledFor.get(id)
+          if (entry?.owner === owner) entry.expiry = expiry
           yield* Effect.logDebug("token renewal scheduled").pipe(Effect.annotateLogs({ atMs: at }))
           yield* sleepUntil(at)
           const now = yield* Clock.currentTimeMillis
@@ -173,7 +174,8 @@ export const make = (
         ),
         Effect.ensuring(
           Effect.sync(() => {
-            if (scheduledFor.get(id) !== undefined && !FiberMap.unsafeHas(timers, id)) scheduledFor.delete(id)
+            // Only this timer's own entry: a replacement may already have registered its own.
+            if (scheduledFor.get(id)?.owner === owner) scheduledFor.delete(id)
           })
         ),
         Effect.annotateLogs({ provider: key.provider, bucket: key.bucket })
@@ -187,10 +189,11 @@ export const make = (
         if (providers.get(key.provider) === undefined) return
         const id = tokenKeyString(key)
         const scheduled = scheduledFor.get(id)
-        if (scheduled !== undefined && token.expiry >= scheduled && FiberMap.unsafeHas(timers, id)) return
+        if (scheduled !== undefined && token.expiry >= scheduled.expiry) return
         // No timer, or the token was replaced by one that expires sooner: (re)start it.
-        scheduledFor.set(id, token.expiry)
-        run(id, timer(key, token))
+        const owner = {}
+        scheduledFor.set(id, { expiry: token.expiry, owner })
+        run(id, timer(key, token, owner))
       },
       scheduled: FiberMap.size(timers)
     })
