@@ -6,14 +6,17 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import * as FileTokenStore from "../src/layers/FileTokenStore.js"
 import type { OAuthProvider } from "../src/services/OAuthProviders.js"
+import * as OAuthProviders from "../src/services/OAuthProviders.js"
+import * as RefreshCoordinator from "../src/services/RefreshCoordinator.js"
 import { renewalBackoffMs, renewalTime } from "../src/services/TokenRenewal.js"
 import { pollUntil } from "./support/cli.js"
 import { FrameClient, type Json } from "./support/frame-client.js"
 import { answer, fail, scriptedRefresher } from "./support/refresher.js"
-import { startServer, type TestServer } from "./support/server.js"
+import { startServer, type TestServer, tempDir } from "./support/server.js"
 import { awaitTimer } from "./support/test-clock.js"
 
 /**
@@ -407,6 +410,35 @@ describe("failure kinds with the real (oauth4webapi) refresher", () => {
       expect(yield* timersAt(1_000)).toBe(0)
       expect(yield* stored(server.dataDir, "acme")).toEqual(token())
       client.close()
+    })
+  )
+})
+
+describe("a refresh whose caller goes away", () => {
+  it.scoped("still saves the provider's answer (the rotated refresh token is not lost)", () =>
+    Effect.gen(function* () {
+      const refresher = scriptedRefresher()
+      const dataDir = yield* tempDir()
+      yield* seed(dataDir, "acme", token({ expiry: 0 }))
+      const coordinator = yield* RefreshCoordinator.make().pipe(
+        Effect.provide(
+          Layer.mergeAll(FileTokenStore.layer(dataDir), OAuthProviders.layer([acme]), refresher.layer)
+        )
+      )
+      yield* refresher.hold()
+      const caller = yield* Effect.fork(coordinator.refresh({ provider: "acme", bucket: "default" }))
+      yield* waitUntil(() => refresher.calls() === 1)
+      yield* Fiber.interrupt(caller)
+      yield* refresher.open
+      yield* Effect.promise(async () => {
+        const deadline = Date.now() + 5_000
+        for (;;) {
+          const current = await Effect.runPromise(stored(dataDir, "acme"))
+          if (current?.refresh_token === "rt-1") return
+          if (Date.now() > deadline) throw new Error(`not saved: ${JSON.stringify(current)}`)
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+      })
     })
   )
 })

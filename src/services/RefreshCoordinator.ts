@@ -3,9 +3,13 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import {
   NotFound,
   ProviderNotFound,
@@ -109,7 +113,11 @@ const answerToToken = (
 
 export const make = (
   options: RefreshCoordinatorOptions = {}
-): Effect.Effect<RefreshCoordinatorShape, never, TokenStore | OAuthProviders | TokenRefresher> =>
+): Effect.Effect<
+  RefreshCoordinatorShape,
+  never,
+  Scope.Scope | TokenStore | OAuthProviders | TokenRefresher
+> =>
   Effect.gen(function* () {
     const tokens = yield* TokenStore
     const providers = yield* OAuthProviders
@@ -219,13 +227,26 @@ export const make = (
      * A refresh, once started, runs to its end even when its caller goes away
      * (client gone, request interrupted, a renewal timer restarted): a provider
      * that rotates refresh tokens has spent the old one the moment it answers,
-     * so its answer must reach the store. The caller's interruption returns at
-     * once; the refresh keeps its lock and its own deadlines.
+     * so its answer must reach the store. It runs in the coordinator's own set
+     * (stopped only with the coordinator) and the caller merely waits for it.
      */
+    const refreshes = yield* FiberSet.make<OAuthToken, RefreshError>()
+    // Its failure is answered by the caller; the runtime must not log it again with its whole cause.
+    const fork = yield* FiberSet.runtime(refreshes)<never>().pipe(
+      Effect.withUnhandledErrorLogLevel(Option.none())
+    )
     const run = (key: TokenKey, upToDate: (token: OAuthToken, nowMs: number) => boolean) =>
       Effect.flatMap(precheck(key), (provider) =>
-        Effect.disconnect(refreshLocked(key, provider, upToDate))
-      ).pipe(Effect.annotateLogs({ provider: key.provider, bucket: key.bucket }))
+        Effect.suspend(() =>
+          Fiber.join(
+            fork(
+              refreshLocked(key, provider, upToDate).pipe(
+                Effect.annotateLogs({ provider: key.provider, bucket: key.bucket })
+              )
+            )
+          )
+        )
+      )
 
     return RefreshCoordinator.of({
       refresh: (key) => run(key, (token, now) => token.expiry * 1000 > now + VALIDITY_MARGIN_MS),
@@ -237,4 +258,4 @@ export const make = (
 export const layer = (
   options: RefreshCoordinatorOptions = {}
 ): Layer.Layer<RefreshCoordinator, never, TokenStore | OAuthProviders | TokenRefresher> =>
-  Layer.effect(RefreshCoordinator, make(options))
+  Layer.scoped(RefreshCoordinator, make(options))
