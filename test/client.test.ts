@@ -17,6 +17,7 @@ import { encodeFrame, FrameDecoder } from "../src/protocol/frame.js"
 import { startServer, type TestServer, type TestServerOptions, tempDir } from "./support/server.js"
 import { gatedStores } from "./support/stores.js"
 import { awaitTimer } from "./support/test-clock.js"
+import { until } from "./support/until.js"
 
 const token = {
   access_token: "at-1",
@@ -122,7 +123,7 @@ describe("ProxyClient against the real server", () => {
       yield* client.request("list_api_keys")
       yield* awaitTimer(5 * 60_000)
       yield* TestClock.adjust("5 minutes")
-      yield* Effect.promise(() => waitFor(() => server.status().connections.open === 0))
+      yield* Effect.promise(() => until(() => server.status().connections.open === 0))
       expect(yield* client.request("list_providers")).toEqual({ providers: [] })
       expect(server.status().connections.total).toBe(2)
     })
@@ -178,7 +179,7 @@ describe("ProxyClient against the real server", () => {
       const client = yield* ProxyClient.make({ socketPath: server.socketPath })
       yield* client.request("list_api_keys")
       yield* Scope.close(scope, Exit.void)
-      yield* Effect.promise(() => waitFor(() => server.status().connections.open === 0))
+      yield* Effect.promise(() => until(() => server.status().connections.open === 0))
       const lost = yield* Effect.flip(client.request("list_api_keys"))
       expect(lost.message).toBe(CONNECTION_LOST_MESSAGE)
     })
@@ -296,11 +297,3 @@ describe("ProxyClient against a silent peer", () => {
       })
   )
 })
-
-const waitFor = async (condition: () => boolean, limitMs = 5_000): Promise<void> => {
-  const deadline = Date.now() + limitMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time")
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}

@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { until } from "./support/until.js"
 
 const ROOT = path.resolve(import.meta.dirname, "..")
 const BIN = path.join(ROOT, "bin", "credproxy.mjs")
@@ -35,6 +36,15 @@ const setup = () => {
   return { root, dataDir, socketDir, env }
 }
 
+/** `credproxy exec` with the test's own data and socket directories. */
+const execIn = (dataDir: string, socketDir: string) => [
+  "exec",
+  "--data-dir",
+  dataDir,
+  "--socket-dir",
+  socketDir
+]
+
 interface Run {
   readonly child: ChildProcess
   readonly stdout: () => string
@@ -59,14 +69,6 @@ const run = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Run => {
   return { child, stdout: () => out, stderr: () => err, exited }
 }
 
-const until = async (condition: () => boolean, what: string, limitMs = 10_000) => {
-  const deadline = Date.now() + limitMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
 /** The inner program: reads its capability token from fd 3, checks the environment, fetches a token. */
 const innerScript = `
 const fs = require("fs");
@@ -87,18 +89,7 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
   it("runs CMD with the socket and the capability token on fd 3, and exits with CMD's status", async () => {
     const { dataDir, socketDir, env } = setup()
     const r = run(
-      [
-        "exec",
-        "--data-dir",
-        dataDir,
-        "--socket-dir",
-        socketDir,
-        "--capability-token",
-        "--",
-        process.execPath,
-        "-e",
-        innerScript
-      ],
+      [...execIn(dataDir, socketDir), "--capability-token", "--", process.execPath, "-e", innerScript],
       env
     )
     const { code } = await r.exited
@@ -120,18 +111,7 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
       process.stdout.write(JSON.stringify({ token, fd: process.env.LLXPRT_CAPABILITY_FD ?? null }));
     })`
     const r = run(
-      [
-        "exec",
-        "--data-dir",
-        dataDir,
-        "--socket-dir",
-        socketDir,
-        "--capability-token",
-        "--",
-        process.execPath,
-        "-e",
-        script
-      ],
+      [...execIn(dataDir, socketDir), "--capability-token", "--", process.execPath, "-e", script],
       env
     )
     expect((await r.exited).code).toBe(0)
@@ -145,11 +125,7 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
     const { dataDir, socketDir, env } = setup()
     const r = run(
       [
-        "exec",
-        "--data-dir",
-        dataDir,
-        "--socket-dir",
-        socketDir,
+        ...execIn(dataDir, socketDir),
         "--",
         process.execPath,
         "-e",
@@ -157,7 +133,7 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
       ],
       env
     )
-    await until(() => r.stdout() === "up", "the child to start")
+    await until(() => r.stdout() === "up", 10_000, "the child to start")
     expect(fs.readdirSync(socketDir)).toHaveLength(1)
     r.child.kill("SIGTERM")
     const { code } = await r.exited
@@ -169,35 +145,26 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
     const { dataDir, socketDir, env } = setup()
     const script =
       "process.on('SIGINT', () => process.exit(0)); process.stdout.write('up'); setInterval(() => {}, 1000)"
-    const r = run(
-      ["exec", "--data-dir", dataDir, "--socket-dir", socketDir, "--", process.execPath, "-e", script],
-      env
-    )
-    await until(() => r.stdout() === "up", "the child to start")
+    const r = run([...execIn(dataDir, socketDir), "--", process.execPath, "-e", script], env)
+    await until(() => r.stdout() === "up", 10_000, "the child to start")
     r.child.kill("SIGINT")
     expect((await r.exited).code).toBe(0)
   })
 
   it("127 with a message when CMD cannot be started; 2 without a CMD", async () => {
     const { dataDir, socketDir, env } = setup()
-    const missing = run(
-      ["exec", "--data-dir", dataDir, "--socket-dir", socketDir, "--", "/nonexistent/cmd"],
-      env
-    )
+    const missing = run([...execIn(dataDir, socketDir), "--", "/nonexistent/cmd"], env)
     expect((await missing.exited).code).toBe(127)
     expect(missing.stderr()).toContain("cannot start /nonexistent/cmd")
-    const none = run(["exec", "--data-dir", dataDir, "--socket-dir", socketDir], env)
+    const none = run(execIn(dataDir, socketDir), env)
     expect((await none.exited).code).toBe(2)
     expect(none.stderr()).toContain("no command given")
   })
 
   it("--print-env prints what a container needs, then serves until stopped", async () => {
     const { dataDir, socketDir, env } = setup()
-    const r = run(
-      ["exec", "--print-env", "--capability-token", "--data-dir", dataDir, "--socket-dir", socketDir],
-      env
-    )
-    await until(() => r.stdout().includes("podman run"), "the printed environment")
+    const r = run([...execIn(dataDir, socketDir), "--print-env", "--capability-token"], env)
+    await until(() => r.stdout().includes("podman run"), 10_000, "the printed environment")
     const lines = r.stdout().split("\n")
     const socket = lines.find((l) => l.startsWith("LLXPRT_CREDENTIAL_SOCKET="))?.split("=")[1]
     const tokenFile = lines.find((l) => l.startsWith("LLXPRT_CAPABILITY_FILE="))?.split("=")[1]

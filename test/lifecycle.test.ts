@@ -13,9 +13,10 @@ import * as FileTokenStore from "../src/layers/FileTokenStore.js"
 import { encodeFrame } from "../src/protocol/frame.js"
 import { PeerVerifier } from "../src/services/PeerVerifier.js"
 import { FrameClient } from "./support/frame-client.js"
-import { startServer, type TestServerOptions, tempDir } from "./support/server.js"
+import { startServer, type TestServer, type TestServerOptions, tempDir } from "./support/server.js"
 import { gatedStores, type StoreCalls } from "./support/stores.js"
 import { awaitTimer } from "./support/test-clock.js"
+import { until } from "./support/until.js"
 
 const open = (socketPath: string) => Effect.promise(() => FrameClient.open(socketPath))
 const isRoot = process.getuid?.() === 0
@@ -149,36 +150,35 @@ describe("who may connect (PROTOCOL.md §9)", () => {
   )
 })
 
-const until = async (condition: () => boolean, limitMs = 5_000): Promise<void> => {
-  const deadline = Date.now() + limitMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time")
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
+/** A server holding a ~60 KB token: a few unread answers fill the socket buffers. */
+const startServerWithBigToken = Effect.tap(startServer(), (server) =>
+  Effect.scoped(
+    Effect.flatMap(FileTokenStore.make(server.dataDir), (store) =>
+      store.save(
+        { provider: "big", bucket: "default" },
+        { access_token: "a", expiry: 1, token_type: "Bearer", pad: "p".repeat(60_000) }
+      )
+    )
+  )
+)
+
+const bigTokenRequest = (id: string) =>
+  encodeFrame(JSON.stringify({ v: 1, id, op: "get_token", payload: { provider: "big" } }))
+
+const answeredGetTokens = (server: TestServer) => () => server.status().requests.get_token?.ok ?? 0
 
 describe("a client that does not read its answers", () => {
   it.scoped(
     "the server stops handling its frames instead of piling up answers, then serves all of them",
     () =>
       Effect.gen(function* () {
-        const server = yield* startServer()
-        yield* Effect.scoped(
-          Effect.flatMap(FileTokenStore.make(server.dataDir), (store) =>
-            store.save(
-              { provider: "big", bucket: "default" },
-              { access_token: "a", expiry: 1, token_type: "Bearer", pad: "p".repeat(60_000) }
-            )
-          )
-        )
+        const server = yield* startServerWithBigToken
         const client = yield* open(server.socketPath)
         client.socket.pause()
         const count = 1000
-        const frames = Array.from({ length: count }, (_, i) =>
-          encodeFrame(JSON.stringify({ v: 1, id: `b${i}`, op: "get_token", payload: { provider: "big" } }))
-        )
+        const frames = Array.from({ length: count }, (_, i) => bigTokenRequest(`b${i}`))
         client.sendRaw(Buffer.concat(frames))
-        const answered = () => server.status().requests.get_token?.ok ?? 0
+        const answered = answeredGetTokens(server)
         yield* Effect.promise(() => until(() => answered() > 0))
         yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 300)))
         // At most a few reads' worth of answers wait in buffers, not all 60 MB of them.
@@ -194,20 +194,11 @@ describe("a client that does not read its answers", () => {
 describe("a client that does not read while its next frame is still arriving", () => {
   it.scoped("is not closed by the partial-frame deadline while the server itself waits to write", () =>
     Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* Effect.scoped(
-        Effect.flatMap(FileTokenStore.make(server.dataDir), (store) =>
-          store.save(
-            { provider: "big", bucket: "default" },
-            { access_token: "a", expiry: 1, token_type: "Bearer", pad: "p".repeat(60_000) }
-          )
-        )
-      )
+      const server = yield* startServerWithBigToken
       const client = yield* open(server.socketPath)
       client.socket.pause()
-      const frame = (i: number) =>
-        encodeFrame(JSON.stringify({ v: 1, id: `w${i}`, op: "get_token", payload: { provider: "big" } }))
-      const answered = () => server.status().requests.get_token?.ok ?? 0
+      const frame = (i: number) => bigTokenRequest(`w${i}`)
+      const answered = answeredGetTokens(server)
       // Each write: the rest of frame i and the first 6 bytes of frame i+1, so every read ends inside a
       // frame. Go on until answers stop: the server is then waiting for us to read (a generous bound).
       client.sendRaw(frame(0).subarray(0, 6))
@@ -239,23 +230,13 @@ describe("a client that does not read while its next frame is still arriving", (
 describe("a client that half-closes without reading yet", () => {
   it.scoped("gets every answer once it reads, then the server closes", () =>
     Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* Effect.scoped(
-        Effect.flatMap(FileTokenStore.make(server.dataDir), (store) =>
-          store.save(
-            { provider: "big", bucket: "default" },
-            { access_token: "a", expiry: 1, token_type: "Bearer", pad: "p".repeat(60_000) }
-          )
-        )
-      )
+      const server = yield* startServerWithBigToken
       const client = yield* open(server.socketPath)
       client.socket.pause()
       const count = 200
-      const frames = Array.from({ length: count }, (_, i) =>
-        encodeFrame(JSON.stringify({ v: 1, id: `h${i}`, op: "get_token", payload: { provider: "big" } }))
-      )
+      const frames = Array.from({ length: count }, (_, i) => bigTokenRequest(`h${i}`))
       client.socket.end(Buffer.concat(frames))
-      const answered = () => server.status().requests.get_token?.ok ?? 0
+      const answered = answeredGetTokens(server)
       yield* Effect.promise(() => until(() => answered() > 0))
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 200)))
       client.socket.resume()

@@ -430,15 +430,14 @@ describe("a refresh whose caller goes away", () => {
       yield* waitUntil(() => refresher.calls() === 1)
       yield* Fiber.interrupt(caller)
       yield* refresher.open
-      yield* Effect.promise(async () => {
-        const deadline = Date.now() + 5_000
-        for (;;) {
-          const current = await Effect.runPromise(stored(dataDir, "acme"))
-          if (current?.refresh_token === "rt-1") return
-          if (Date.now() > deadline) throw new Error(`not saved: ${JSON.stringify(current)}`)
-          await new Promise((resolve) => setTimeout(resolve, 10))
-        }
-      })
+      yield* Effect.promise(() =>
+        pollUntil(
+          () => Effect.runPromise(stored(dataDir, "acme")),
+          (current) => current?.refresh_token === "rt-1",
+          5_000,
+          10
+        )
+      )
     })
   )
 })

@@ -66,6 +66,3 @@ export const makeAccessPolicy = (
 
 export const layer = (tokenPatterns: ReadonlyArray<TokenPattern>, keyPatterns: ReadonlyArray<string>) =>
   Layer.succeed(AccessPolicy, makeAccessPolicy(tokenPatterns, keyPatterns))
-
-/** Everything allowed: what `serve` does without `--allow`/`--allow-key`. */
-export const layerAllowAll = layer([], [])

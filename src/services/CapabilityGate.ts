@@ -38,6 +38,3 @@ export const makeCapabilityGate = (secret: string | undefined): CapabilityGateSh
 }
 
 export const layer = (secret: string | undefined) => Layer.succeed(CapabilityGate, makeCapabilityGate(secret))
-
-/** No capability token required (the default without `--capability-token-file`). */
-export const layerOpen = layer(undefined)
