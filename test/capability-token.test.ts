@@ -3,7 +3,7 @@ import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { readCapabilityTokenFile } from "../src/layers/capability-token-file.js"
+import { readCapabilityTokenFile } from "../src/config/capability-token-file.js"
 import { FrameClient } from "./support/frame-client.js"
 import { startServer, tempDir } from "./support/server.js"
 

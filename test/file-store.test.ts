@@ -8,17 +8,18 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as fc from "fast-check"
 import type { StoreError, StoreFailure } from "../src/errors/errors.js"
-import { ensureDirAsync, writeFileAtomic } from "../src/layers/atomic-file.js"
 import * as FileKeyStorage from "../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../src/layers/FileTokenStore.js"
-import { LOCK_OPTIONS } from "../src/layers/file-lock.js"
-import * as MemoryKeyStorage from "../src/layers/MemoryKeyStorage.js"
-import * as MemoryTokenStore from "../src/layers/MemoryTokenStore.js"
-import { decodeName, encodeName } from "../src/layers/name-encoding.js"
-import { STORE_REVALIDATE_MS } from "../src/protocol/limits.js"
+import { ensureDirAsync, writeFileAtomic } from "../src/layers/file-store/atomic-file.js"
+import { STORE_REVALIDATE_MS } from "../src/layers/file-store/file-cache.js"
+import { LOCK_OPTIONS } from "../src/layers/file-store/file-lock.js"
+import { decodeName, encodeName } from "../src/layers/file-store/name-encoding.js"
+import * as KeyedLock from "../src/lib/keyed-lock.js"
 import { isValidName } from "../src/protocol/names.js"
 import type { OAuthToken } from "../src/protocol/token.js"
 import type { TokenKey } from "../src/services/TokenStore.js"
@@ -121,7 +122,7 @@ describe("atomic-file", () => {
       const root = yield* tempRoot
       const target = path.join(root, "occupied")
       yield* Effect.promise(() => fs.mkdir(path.join(target, "child"), { recursive: true }))
-      const error = yield* Effect.flip(writeFileAtomic(target, "data"))
+      const error = yield* Effect.flip(writeFileAtomic("save", target, "data"))
       expect(error._tag).toBe("StoreFailure")
       const names = yield* Effect.promise(() => fs.readdir(root))
       expect(names).toEqual(["occupied"])
@@ -212,8 +213,9 @@ describe("FileTokenStore", () => {
       const store = yield* FileTokenStore.make(dataDir)
       yield* writeExternally(tokenPath(dataDir, key), "{ not json SECRET-1")
       const corrupt = asStoreFailure(yield* Effect.flip(store.get(key)))
-      expect(corrupt.operation).toBe("get")
-      expect(String(corrupt.cause)).not.toContain("SECRET")
+      expect(corrupt).toMatchObject({ operation: "get", reason: "Corrupt" })
+      expect(JSON.stringify(corrupt)).not.toContain("SECRET")
+      expect(corrupt.message).not.toContain("SECRET")
 
       const other = { provider: "anthropic", bucket: "b2" }
       yield* writeExternally(tokenPath(dataDir, other), {
@@ -222,15 +224,19 @@ describe("FileTokenStore", () => {
         secret: "SECRET-2"
       })
       const invalid = asStoreFailure(yield* Effect.flip(store.getLatest(other)))
-      expect(invalid.operation).toBe("getLatest")
-      expect(String(invalid.cause)).toContain("access_token")
-      expect(String(invalid.cause)).not.toContain("SECRET")
+      expect(invalid).toMatchObject({
+        operation: "get",
+        reason: "Corrupt",
+        issue: { path: ["access_token"] }
+      })
+      expect(invalid.message).toContain("access_token")
+      expect(invalid.message).not.toContain("SECRET")
       expect(JSON.stringify(invalid)).not.toContain("SECRET")
     })
   )
 
   it.scoped(
-    "answers from the cache as an Exit, with the same object, and sees external writes after the revalidation interval",
+    "holds what it read for synchronous reads (the same object) and sees external writes after the revalidation interval",
     () =>
       Effect.gen(function* () {
         const dataDir = path.join(yield* tempRoot, "data")
@@ -238,31 +244,29 @@ describe("FileTokenStore", () => {
         const file = tokenPath(dataDir, key)
         yield* writeExternally(file, token({ access_token: "first" }))
 
-        const initial = store.get(key)
-        expect(Exit.isExit(initial)).toBe(false)
-        const first = yield* initial
+        expect(store.cached(key)).toEqual(Option.none())
+        const first = yield* store.get(key)
         expect(first?.access_token).toBe("first")
-
-        const cached = store.get(key)
-        expect(Exit.isExit(cached)).toBe(true)
-        expect(yield* cached).toBe(first)
+        expect(store.cached(key)).toEqual(Option.some(first))
+        expect(Option.getOrThrow(store.cached(key))).toBe(first)
+        expect(yield* store.get(key)).toBe(first)
 
         // Unchanged file: after the interval it is re-checked, and still the same object.
         yield* TestClock.adjust(STORE_REVALIDATE_MS)
-        const rechecked = store.get(key)
-        expect(Exit.isExit(rechecked)).toBe(false)
-        expect(yield* rechecked).toBe(first)
-        expect(Exit.isExit(store.get(key))).toBe(true)
+        expect(Option.isNone(store.cached(key))).toBe(true)
+        expect(yield* store.get(key)).toBe(first)
+        expect(Option.getOrThrow(store.cached(key))).toBe(first)
 
         // Another process rewrites the file in place: not seen until the interval has passed.
         yield* writeExternally(file, token({ access_token: "second-and-longer" }))
         expect(yield* store.get(key)).toBe(first)
         yield* TestClock.adjust(STORE_REVALIDATE_MS - 1)
+        expect(Option.getOrThrow(store.cached(key))).toBe(first)
         expect(yield* store.get(key)).toBe(first)
         yield* TestClock.adjust(1)
         const second = yield* store.get(key)
         expect(second?.access_token).toBe("second-and-longer")
-        expect(yield* store.get(key)).toBe(second)
+        expect(Option.getOrThrow(store.cached(key))).toBe(second)
 
         // Another credproxy replaces it by rename with a same-size token (new inode).
         const replacement = path.join(path.dirname(file), "replacement")
@@ -271,13 +275,11 @@ describe("FileTokenStore", () => {
         yield* TestClock.adjust(STORE_REVALIDATE_MS)
         expect((yield* store.get(key))?.access_token).toBe("third--and-longer")
 
-        // Removed by another process.
+        // Removed by another process: known absent.
         yield* Effect.promise(() => fs.rm(file))
         yield* TestClock.adjust(STORE_REVALIDATE_MS)
         expect(yield* store.get(key)).toBeUndefined()
-        const absent = store.get(key)
-        expect(Exit.isExit(absent)).toBe(true)
-        expect(yield* absent).toBeUndefined()
+        expect(store.cached(key)).toEqual(Option.some(undefined))
       })
   )
 
@@ -288,9 +290,8 @@ describe("FileTokenStore", () => {
       expect(yield* store.get(key)).toBeUndefined()
       const saved = token()
       yield* store.save(key, saved)
-      const hit = store.get(key)
-      expect(Exit.isExit(hit)).toBe(true)
-      expect(yield* hit).toBe(saved)
+      expect(Option.getOrThrow(store.cached(key))).toBe(saved)
+      expect(yield* store.get(key)).toBe(saved)
       // Same stamp: getLatest keeps the object too.
       expect(yield* store.getLatest(key)).toBe(saved)
 
@@ -300,9 +301,8 @@ describe("FileTokenStore", () => {
       expect((yield* store.get(key))?.access_token).toBe("from-elsewhere-longer")
 
       yield* store.remove(key)
-      const gone = store.get(key)
-      expect(Exit.isExit(gone)).toBe(true)
-      expect(yield* gone).toBeUndefined()
+      expect(store.cached(key)).toEqual(Option.some(undefined))
+      expect(yield* store.get(key)).toBeUndefined()
       yield* store.remove(key)
     })
   )
@@ -515,16 +515,14 @@ describe("revalidation", () => {
         const key = { provider: "anthropic", bucket: "default" }
         yield* store.save(key, token())
         yield* TestClock.adjust(`${STORE_REVALIDATE_MS + 100} millis`)
-        const first = store.get(key)
-        expect(Exit.isExit(first)).toBe(false)
+        expect(Option.isNone(store.cached(key))).toBe(true)
         // Started at once: it runs until it waits for the stat, and marks the entry as being checked.
-        const check = Effect.runFork(first, { immediate: true })
-        const second = store.get(key)
-        expect(Exit.isExit(second)).toBe(true)
+        const check = Effect.runFork(store.get(key), { immediate: true })
+        expect(store.cached(key)).toEqual(Option.some(token()))
         expect(yield* Fiber.join(check)).toEqual(token())
-        expect(Exit.isExit(store.get(key))).toBe(true)
+        expect(Option.isSome(store.cached(key))).toBe(true)
         yield* TestClock.adjust("1 second")
-        expect(Exit.isExit(store.get(key))).toBe(false)
+        expect(Option.isNone(store.cached(key))).toBe(true)
       })
   )
 })
@@ -570,9 +568,8 @@ describe("FileKeyStorage", () => {
       yield* keys.set("openai", "sk-openai\n")
       yield* keys.set("anthropic", "sk-ant ünïcode")
       expect(yield* keys.get("openai")).toBe("sk-openai\n")
-      const has = keys.has("anthropic")
-      expect(Exit.isExit(has)).toBe(true)
-      expect(yield* has).toBe(true)
+      expect(keys.cached("anthropic")).toEqual(Option.some("sk-ant ünïcode"))
+      expect(yield* keys.has("anthropic")).toBe(true)
       expect(yield* keys.list).toEqual(["anthropic", "openai"])
       expect(yield* modeOf(path.join(dataDir, "keys"))).toBe(0o700)
       expect(yield* modeOf(path.join(dataDir, "keys", "openai.key"))).toBe(0o600)
@@ -600,38 +597,25 @@ describe("FileKeyStorage", () => {
   )
 })
 
-describe("memory stores", () => {
-  it.scoped("MemoryTokenStore answers with Exits and locks per key", () =>
-    Effect.gen(function* () {
-      const store = yield* MemoryTokenStore.make
-      const key = { provider: "p", bucket: "b" }
-      expect(Exit.isExit(store.get(key))).toBe(true)
-      const saved = token()
-      yield* store.save(key, saved)
-      yield* store.save({ provider: "q", bucket: "a" }, saved)
-      expect(yield* store.get(key)).toBe(saved)
-      expect(yield* store.listProviders).toEqual(["p", "q"])
-      expect(yield* store.listBuckets("p")).toEqual(["b"])
-      yield* store.remove(key)
-      expect(yield* store.get(key)).toBeUndefined()
-      yield* store.lock(key)
-      const waiter = yield* Effect.fork(Effect.scoped(store.lock(key)))
-      yield* TestClock.adjust("1 second")
-      expect(waiter.unsafePoll()).toBeNull()
-      yield* Fiber.interrupt(waiter)
-    })
-  )
-
-  it.effect("MemoryKeyStorage round-trips", () =>
-    Effect.gen(function* () {
-      const keys = yield* MemoryKeyStorage.make
-      yield* keys.set("b", "2")
-      yield* keys.set("a", "1")
-      expect(yield* keys.get("a")).toBe("1")
-      expect(Exit.isExit(keys.has("a"))).toBe(true)
-      expect(yield* keys.list).toEqual(["a", "b"])
-      yield* keys.remove("a")
-      expect(yield* keys.has("a")).toBe(false)
-    })
+describe("keyed lock", () => {
+  it.scoped(
+    "one holder per key, released with its scope; a waiter can be interrupted and takes nothing",
+    () =>
+      Effect.gen(function* () {
+        const locks = yield* KeyedLock.make
+        const first = yield* Scope.make()
+        yield* locks.acquire("a").pipe(Scope.extend(first))
+        // Another key is free.
+        yield* Effect.scoped(locks.acquire("b"))
+        const waiter = yield* Effect.fork(Effect.scoped(locks.acquire("a")))
+        yield* TestClock.adjust("1 second")
+        expect(waiter.unsafePoll()).toBeNull()
+        yield* Fiber.interrupt(waiter)
+        const second = yield* Effect.fork(Effect.scoped(locks.acquire("a")))
+        yield* Scope.close(first, Exit.void)
+        yield* Fiber.join(second)
+        // Nothing is left held: the key can be taken again at once.
+        yield* Effect.scoped(locks.acquire("a"))
+      })
   )
 })

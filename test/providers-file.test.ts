@@ -3,7 +3,7 @@ import * as path from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { load, parseProviders } from "../src/layers/ProvidersFile.js"
+import { load, parseProviders } from "../src/config/providers-file.js"
 import { killAllChildren, makeWorkspace, runCli } from "./support/cli.js"
 import { tempDir } from "./support/server.js"
 

@@ -1,5 +1,4 @@
 import * as Command from "@effect/cli/Command"
-import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
@@ -7,20 +6,14 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import { execCommand } from "./exec-command.js"
+import { EXIT_FAILURE, EXIT_OK, withExitStatus } from "./exit-status.js"
 import { keyCommand } from "./key-command.js"
 import { LOG_LEVEL_ALIAS } from "./options.js"
 import { providersCommand } from "./providers-command.js"
 import { serveCommand } from "./serve-command.js"
 import { forwardSignal, type StopSignal } from "./signals.js"
 import { tokenCommand } from "./token-command.js"
-
-/** Exit statuses of PROTOCOL.md §13. */
-const EXIT_OK = 0
-const EXIT_FAILURE = 1
-const EXIT_NOT_FOUND = 1
-const EXIT_USAGE = 2
 
 const root = Command.make("credproxy").pipe(
   Command.withDescription("host-side credential proxy for sandboxed AI coding agents"),
@@ -30,40 +23,6 @@ const root = Command.make("credproxy").pipe(
 const cli = Command.run(root, { name: "credproxy", version: "0.1.0" })
 
 const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)
-
-/** The one place where a command's outcome becomes a message on stderr and an exit status. */
-const exitStatus = (exit: Exit.Exit<unknown, unknown>): number => {
-  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return EXIT_OK
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) {
-    process.stderr.write(`credproxy: internal error\n${Cause.pretty(exit.cause)}\n`)
-    return EXIT_FAILURE
-  }
-  const error = failure.value
-  if (ValidationError.isValidationError(error)) return EXIT_USAGE
-  const tag = typeof error === "object" && error !== null && "_tag" in error ? error._tag : undefined
-  switch (tag) {
-    case "ExitWith":
-      return (error as { status: number }).status
-    case "UsageError":
-    case "ServerStartError":
-      process.stderr.write(`credproxy: ${(error as Error).message}\n`)
-      return EXIT_USAGE
-    case "NotFound":
-      process.stderr.write(`credproxy: ${(error as { what: string }).what} not found\n`)
-      return EXIT_NOT_FOUND
-    case "StoreFailure":
-    case "StoreTimeout": {
-      const store = error as { operation: string; cause?: unknown }
-      const detail = store.cause instanceof Error ? `: ${store.cause.message}` : ""
-      process.stderr.write(`credproxy: credential store failed (${store.operation})${detail}\n`)
-      return EXIT_FAILURE
-    }
-    default:
-      process.stderr.write(`credproxy: ${String((error as Error).message ?? error)}\n`)
-      return EXIT_FAILURE
-  }
-}
 
 /**
  * Passes `--log-level X` / `--log-level=X` (PROTOCOL.md §13) to our option
@@ -86,13 +45,23 @@ const routeLogLevel = (argv: ReadonlyArray<string>): Array<string> => {
   ]
 }
 
+/** The exit status of the finished program: its own, 0 when a stop signal interrupted it, 1 for a defect. */
+const statusOf = (exit: Exit.Exit<number>): number => {
+  if (Exit.isSuccess(exit)) return exit.value
+  if (Cause.isInterruptedOnly(exit.cause)) return EXIT_OK
+  process.stderr.write(`credproxy: internal error\n${Cause.pretty(exit.cause)}\n`)
+  return EXIT_FAILURE
+}
+
 /**
  * Runs the command; the first SIGINT/SIGTERM interrupts it (the server drains
  * and removes its socket), a second one during the drain stops at once. Both
  * are clean stops: exit status 0.
  */
 const main = (): void => {
-  const fiber = Effect.runFork(cli(routeLogLevel(process.argv)).pipe(Effect.provide(platform)))
+  const fiber = Effect.runFork(
+    withExitStatus(cli(routeLogLevel(process.argv))).pipe(Effect.provide(platform))
+  )
   let signalled = false
   let status: number | undefined
   // The handler stays installed until the process exits: a signal that lands
@@ -108,7 +77,7 @@ const main = (): void => {
   process.on("SIGTERM", onSignal)
   process.on("SIGHUP", onSignal)
   fiber.addObserver((exit) => {
-    status = exitStatus(exit)
+    status = statusOf(exit)
     process.exitCode = status
     // After a stop signal, leave at once: more signals may be on their way, and
     // one landing while Node tears down its handlers would kill the process.

@@ -1,7 +1,7 @@
 import * as Options from "@effect/cli/Options"
 import * as Option from "effect/Option"
+import { resolveDataDir } from "../config/data-dir.js"
 import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
-import { resolveDataDir } from "./data-dir.js"
 
 /**
  * @effect/cli has a built-in `--log-level` (with other level names) that it

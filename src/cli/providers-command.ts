@@ -3,7 +3,7 @@ import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as ProvidersFile from "../layers/ProvidersFile.js"
+import * as ProvidersFile from "../config/providers-file.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
 import * as shared from "./options.js"
 

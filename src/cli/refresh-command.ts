@@ -2,12 +2,9 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as FileTokenStore from "../layers/FileTokenStore.js"
-import * as OAuthTokenRefresher from "../layers/OAuthTokenRefresher.js"
-import * as ProvidersFile from "../layers/ProvidersFile.js"
 import { sanitizeToken } from "../protocol/token.js"
-import * as RefreshCoordinator from "../services/RefreshCoordinator.js"
+import { refreshLayer } from "../server/server-layer.js"
+import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
 import { providersFile, stderrLogger } from "./providers-command.js"
@@ -32,18 +29,9 @@ export const refreshCommand = Command.make(
         provider: yield* requireName(flags.provider, "provider"),
         bucket: yield* requireName(flags.bucket, "bucket")
       }
-      const layer = RefreshCoordinator.layer().pipe(
-        Layer.provide(
-          Layer.mergeAll(
-            FileTokenStore.layer(flags.dataDir),
-            ProvidersFile.layer({ dataDir: flags.dataDir, file: flags.providers }),
-            OAuthTokenRefresher.layer
-          )
-        )
+      const token = yield* Effect.flatMap(RefreshCoordinator, (coordinator) => coordinator.refresh(key)).pipe(
+        Effect.provide(refreshLayer(flags.dataDir, flags.providers))
       )
-      const token = yield* Effect.flatMap(RefreshCoordinator.RefreshCoordinator, (coordinator) =>
-        coordinator.refresh(key)
-      ).pipe(Effect.provide(layer))
       yield* Console.log(JSON.stringify(sanitizeToken(token), null, 2))
     }).pipe(Effect.provide(stderrLogger))
 ).pipe(

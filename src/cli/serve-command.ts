@@ -3,11 +3,12 @@ import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
-import { readCapabilityTokenFile } from "../layers/capability-token-file.js"
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_LIMIT, PROTOCOL_VERSION } from "../protocol/limits.js"
+import { readCapabilityTokenFile } from "../config/capability-token-file.js"
+import { PROTOCOL_VERSION } from "../protocol/limits.js"
 import { runServer } from "../server/run-server.js"
-import type { ServeOptions } from "../server/ServeOptions.js"
+import { DEFAULT_RATE_LIMIT, defaults as serverDefaults } from "../server/ServerConfig.js"
 import type { RunningServer } from "../server/serve.js"
+import type { ServeOptions } from "../server/server-layer.js"
 import * as shared from "./options.js"
 import { providersFile } from "./providers-command.js"
 
@@ -34,7 +35,7 @@ export const serveOptions = {
   ),
   maxConnections: Options.integer("max-connections").pipe(
     Options.withDescription("connections served at once; more are closed at once"),
-    Options.withDefault(DEFAULT_MAX_CONNECTIONS)
+    Options.withDefault(serverDefaults.maxConnections)
   ),
   allowUid: Options.integer("allow-uid").pipe(
     Options.withDescription("another uid that may connect (repeatable), e.g. a container's user"),

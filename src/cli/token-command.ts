@@ -8,7 +8,7 @@ import * as Schema from "effect/Schema"
 import { NotFound } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
 import * as FileTokenStore from "../layers/FileTokenStore.js"
-import { describeParseIssue } from "../protocol/parse-issue.js"
+import { fieldIssueOf, formatFieldIssue } from "../protocol/parse-issue.js"
 import { OAuthToken, sanitizeToken } from "../protocol/token.js"
 import { type TokenKey, TokenStore } from "../services/TokenStore.js"
 import { requireName } from "./names.js"
@@ -38,7 +38,8 @@ const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
     )
   }
   return Either.match(decodeToken(json.right), {
-    onLeft: (error) => Effect.fail(new UsageError({ reason: `token ${describeParseIssue(error.issue)}` })),
+    onLeft: (error) =>
+      Effect.fail(new UsageError({ reason: formatFieldIssue(fieldIssueOf(error), "the token") })),
     onRight: Effect.succeed
   })
 }

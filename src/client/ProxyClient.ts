@@ -1,21 +1,24 @@
-import * as net from "node:net"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { encodeFrame, FrameDecoder } from "../protocol/frame.js"
 import { PROTOCOL_VERSION } from "../protocol/limits.js"
+import { type DataOf, type Operation, OperationData, type PayloadOf } from "../protocol/operations.js"
 import { resolveCapabilityToken } from "./capability-token.js"
 import {
   ConnectionLost,
+  ProtocolViolation,
   type ProxyClientError,
   ProxyResponseError,
   ProxyUnavailable,
   RequestTimeout
 } from "./errors.js"
+import { type Answer, connectSocket, Wire, type WireFailure } from "./wire.js"
 
 /** Client-side timers of PROTOCOL.md §10. */
 export const CLIENT_REQUEST_TIMEOUT = Duration.seconds(30)
@@ -36,118 +39,19 @@ export interface ProxyClientOptions {
  * later request fails with `ConnectionLost`.
  */
 export interface ProxyClientShape {
-  /** Sends one request; succeeds with the answer's `data`. */
+  /** Sends one request; succeeds with the answer's `data`, as it came. */
   readonly request: (
     op: string,
     payload?: Record<string, unknown>
   ) => Effect.Effect<unknown, ProxyClientError>
+  /** Sends one request of a known operation; its `data` is decoded with the operation's schema. */
+  readonly call: <Op extends Operation>(
+    op: Op,
+    payload: PayloadOf<Op>
+  ) => Effect.Effect<DataOf<Op>, ProxyClientError>
 }
 
 export class ProxyClient extends Context.Tag("credproxy/ProxyClient")<ProxyClient, ProxyClientShape>() {}
-
-type Answer = { readonly ok: true; readonly data: unknown } | ProxyFailure
-interface ProxyFailure {
-  readonly ok: false
-  readonly code: string
-  readonly error: string
-  readonly retryAfter?: number
-}
-
-/** One socket and its requests in flight; replaced only after an idle close. */
-class Wire {
-  private readonly decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER)
-  readonly pending = new Map<string, Deferred.Deferred<Answer, ConnectionLost>>()
-  private handshake: ((frame: Record<string, unknown> | undefined) => void) | undefined
-  /** Set once the handshake succeeded: from then on a close we did not ask for means the session is lost. */
-  established = false
-  closedByUs = false
-  isClosed = false
-
-  constructor(
-    readonly socket: net.Socket,
-    private readonly onLost: () => void
-  ) {
-    socket.on("data", (chunk: Buffer) => {
-      this.decoder.push(chunk)
-      for (let step = this.decoder.next(); step._tag === "Frame"; step = this.decoder.next()) {
-        this.dispatch(step.payload)
-      }
-    })
-    socket.on("error", () => {})
-    socket.on("close", () => {
-      this.isClosed = true
-      this.handshake?.(undefined)
-      if (this.closedByUs || !this.established) return
-      this.onLost()
-      for (const deferred of this.pending.values())
-        Deferred.unsafeDone(deferred, Effect.fail(new ConnectionLost()))
-      this.pending.clear()
-    })
-  }
-
-  private dispatch(bytes: Buffer): void {
-    let frame: Record<string, unknown>
-    try {
-      frame = JSON.parse(bytes.toString("utf8"))
-    } catch {
-      return
-    }
-    if (this.handshake !== undefined) {
-      const resolve = this.handshake
-      this.handshake = undefined
-      resolve(frame)
-      return
-    }
-    const id = frame.id
-    if (typeof id !== "string") return
-    const deferred = this.pending.get(id)
-    if (deferred === undefined) return
-    this.pending.delete(id)
-    Deferred.unsafeDone(deferred, Effect.succeed(frame as unknown as Answer))
-  }
-
-  /** Sends the handshake and waits for its answer (undefined if the socket closed first). */
-  awaitHandshake(capabilityToken: string | undefined): Promise<Record<string, unknown> | undefined> {
-    return new Promise((resolve) => {
-      this.handshake = resolve
-      const payload = {
-        minVersion: PROTOCOL_VERSION,
-        maxVersion: PROTOCOL_VERSION,
-        ...(capabilityToken === undefined ? {} : { capabilityToken })
-      }
-      this.socket.write(encodeFrame(JSON.stringify({ v: PROTOCOL_VERSION, op: "handshake", payload })))
-    })
-  }
-
-  send(json: string): void {
-    this.socket.write(encodeFrame(json))
-  }
-
-  /** Keeps the process alive only while requests are in flight (an idle client must not hold a CLI open). */
-  refWhileBusy(): void {
-    if (this.pending.size > 0) this.socket.ref()
-    else this.socket.unref()
-  }
-
-  close(): void {
-    this.closedByUs = true
-    this.socket.destroy()
-    // Closed by us with requests still waiting (the client's scope ended): they end now, not at their deadline.
-    for (const deferred of this.pending.values())
-      Deferred.unsafeDone(deferred, Effect.fail(new ConnectionLost()))
-    this.pending.clear()
-  }
-}
-
-const connectSocket = (socketPath: string): Promise<net.Socket> =>
-  new Promise((resolve, reject) => {
-    const socket = net.createConnection(socketPath)
-    socket.once("connect", () => {
-      socket.removeListener("error", reject)
-      resolve(socket)
-    })
-    socket.once("error", reject)
-  })
 
 export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClientShape, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -192,18 +96,18 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
         lost = true
         wire = undefined
       })
-      const reply = yield* Effect.promise(() => candidate.awaitHandshake(token)).pipe(
+      const handshake = yield* Effect.promise(() => candidate.awaitHandshake(token)).pipe(
         Effect.onInterrupt(() => Effect.sync(() => candidate.close()))
       )
-      if (reply === undefined) {
-        return yield* new ProxyUnavailable({ reason: "the proxy closed the connection during the handshake" })
+      if (Either.isLeft(handshake)) {
+        return yield* handshake.left._tag === "ConnectionLost"
+          ? new ProxyUnavailable({ reason: "the proxy closed the connection during the handshake" })
+          : handshake.left
       }
-      if (reply.ok !== true) {
+      const reply = handshake.right
+      if (!reply.ok) {
         candidate.close()
-        return yield* new ProxyUnavailable({
-          reason: `handshake refused: ${String(reply.error ?? "")}`,
-          code: String(reply.code ?? "")
-        })
+        return yield* new ProxyUnavailable({ reason: `handshake refused: ${reply.error}`, code: reply.code })
       }
       candidate.established = true
       if (candidate.isClosed) lost = true
@@ -259,7 +163,7 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
           return yield* new ConnectionLost()
         }
         const id = `c${++nextId}`
-        const answer = yield* Deferred.make<Answer, ConnectionLost>()
+        const answer = yield* Deferred.make<Answer, WireFailure>()
         current.pending.set(id, answer)
         current.refWhileBusy()
         current.send(JSON.stringify({ v: PROTOCOL_VERSION, id, op, payload: payload ?? {} }))
@@ -273,6 +177,16 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
         })
       })
 
+    const decoders = new Map<Operation, (data: unknown) => Either.Either<unknown, unknown>>()
+    const decoderOf = (op: Operation) => {
+      let decode = decoders.get(op)
+      if (decode === undefined) {
+        decode = Schema.decodeUnknownEither(OperationData[op] as Schema.Schema<unknown, unknown>)
+        decoders.set(op, decode)
+      }
+      return decode
+    }
+
     /** One request, connecting first if needed; the 30 s deadline covers all of it. */
     const request = (
       op: string,
@@ -282,7 +196,15 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
         Effect.timeoutFail({ duration: CLIENT_REQUEST_TIMEOUT, onTimeout: () => new RequestTimeout({ op }) })
       )
 
-    return { request }
+    const call = <Op extends Operation>(op: Op, payload: PayloadOf<Op>) =>
+      Effect.flatMap(request(op, payload as Record<string, unknown>), (data) =>
+        Either.match(decoderOf(op)(data), {
+          onLeft: () => Effect.fail(new ProtocolViolation({ reason: "UnexpectedData" })),
+          onRight: (decoded) => Effect.succeed(decoded as DataOf<Op>)
+        })
+      )
+
+    return { request, call }
   })
 
 export const layer = (options: ProxyClientOptions = {}): Layer.Layer<ProxyClient> =>

@@ -17,8 +17,7 @@ export class ProxyProviderKeyStorage implements ProviderKeyStorageLike {
 
   async getKey(name: string): Promise<string | null> {
     try {
-      const data = (await this.runner.request("get_api_key", { name })) as { key: string }
-      return data.key
+      return (await this.runner.call("get_api_key", { name })).key
     } catch (error) {
       if (error instanceof ProxyResponseError && error.code === WireCode.NOT_FOUND) return null
       throw error
@@ -26,13 +25,11 @@ export class ProxyProviderKeyStorage implements ProviderKeyStorageLike {
   }
 
   async hasKey(name: string): Promise<boolean> {
-    const data = (await this.runner.request("has_api_key", { name })) as { exists: boolean }
-    return data.exists
+    return (await this.runner.call("has_api_key", { name })).exists
   }
 
   async listKeys(): Promise<Array<string>> {
-    const data = (await this.runner.request("list_api_keys")) as { keys: Array<string> }
-    return data.keys
+    return [...(await this.runner.call("list_api_keys", {})).keys]
   }
 
   async saveKey(_name: string, _value: string): Promise<void> {

@@ -28,31 +28,26 @@ export class ProxyTokenStore implements TokenStoreLike {
   }
 
   async getToken(provider: string, bucket?: string): Promise<OAuthToken | null> {
-    return orWhenNotFound(
-      this.runner.request("get_token", { provider, bucket: bucket ?? DEFAULT_BUCKET }) as Promise<OAuthToken>,
-      null
-    )
+    return orWhenNotFound(this.runner.call("get_token", { provider, bucket: bucket ?? DEFAULT_BUCKET }), null)
   }
 
   async saveToken(provider: string, token: OAuthToken, bucket?: string): Promise<void> {
-    await this.runner.request("save_token", { provider, bucket: bucket ?? DEFAULT_BUCKET, token })
+    await this.runner.call("save_token", { provider, bucket: bucket ?? DEFAULT_BUCKET, token })
   }
 
   async removeToken(provider: string, bucket?: string): Promise<void> {
     await orWhenNotFound(
-      this.runner.request("remove_token", { provider, bucket: bucket ?? DEFAULT_BUCKET }),
+      this.runner.call("remove_token", { provider, bucket: bucket ?? DEFAULT_BUCKET }),
       undefined
     )
   }
 
   async listProviders(): Promise<Array<string>> {
-    const data = (await this.runner.request("list_providers")) as { providers: Array<string> }
-    return data.providers
+    return [...(await this.runner.call("list_providers", {})).providers]
   }
 
   async listBuckets(provider: string): Promise<Array<string>> {
-    const data = (await this.runner.request("list_buckets", { provider })) as { buckets: Array<string> }
-    return data.buckets
+    return [...(await this.runner.call("list_buckets", { provider })).buckets]
   }
 
   async getBucketStats(provider: string, bucket?: string): Promise<BucketStats | null> {

@@ -1,6 +1,6 @@
 import * as Schema from "effect/Schema"
 
-/** The exact message of PROTOCOL.md §10 / issue 4: a broken connection is never silently replaced. */
+/** The message of a broken connection, which is never silently replaced (the session must restart). */
 export const CONNECTION_LOST_MESSAGE = "Credential proxy connection lost. Restart the session."
 
 /** The connection to the proxy broke; this client will not reconnect (the session must restart). */
@@ -41,4 +41,28 @@ export class ProxyResponseError extends Schema.TaggedError<ProxyResponseError>()
   }
 }
 
-export type ProxyClientError = ConnectionLost | ProxyUnavailable | RequestTimeout | ProxyResponseError
+/**
+ * The proxy sent something this client cannot read: a frame over the
+ * protocol's size limit, a frame that is not a JSON object, or an answer
+ * without the protocol's shape. The connection is given up like a lost one.
+ */
+export class ProtocolViolation extends Schema.TaggedError<ProtocolViolation>()("ProtocolViolation", {
+  reason: Schema.Literal("OversizeFrame", "NotJson", "NotAnAnswer", "UnexpectedData")
+}) {
+  override get message(): string {
+    const what = {
+      OversizeFrame: "a frame larger than the protocol allows",
+      NotJson: "a frame that is not a JSON object",
+      NotAnAnswer: "a frame that is not a protocol answer",
+      UnexpectedData: "an answer whose data does not fit the operation"
+    }[this.reason]
+    return `Credential proxy sent ${what}. Restart the session.`
+  }
+}
+
+export type ProxyClientError =
+  | ConnectionLost
+  | ProxyUnavailable
+  | RequestTimeout
+  | ProxyResponseError
+  | ProtocolViolation

@@ -2,6 +2,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import type { DataOf, Operation, PayloadOf } from "../protocol/operations.js"
 import * as ProxyClient from "./ProxyClient.js"
 import { unrefClock } from "./unref-clock.js"
 
@@ -24,8 +25,9 @@ export class PromiseRunner {
     })
   }
 
-  request(op: string, payload?: Record<string, unknown>): Promise<unknown> {
-    return this.run(Effect.flatMap(ProxyClient.ProxyClient, (client) => client.request(op, payload)))
+  /** One request of a known operation; resolves with its decoded `data`. */
+  call<Op extends Operation>(op: Op, payload: PayloadOf<Op>): Promise<DataOf<Op>> {
+    return this.run(Effect.flatMap(ProxyClient.ProxyClient, (client) => client.call(op, payload)))
   }
 
   /** Closes the connection; later calls fail. */

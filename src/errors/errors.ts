@@ -1,24 +1,34 @@
 import * as Schema from "effect/Schema"
+import { FieldIssue } from "../protocol/parse-issue.js"
 
 /**
- * Every failure a request can end in, one tagged error per kind. Messages are
- * derived from safe fields; a store's raw error lives in `cause` and only ever
- * reaches the host's log, never the socket (see `toWireError`).
+ * Every failure a request can end in, one tagged error per kind. Each carries
+ * a reason from a fixed list and structured, safe fields (names, codes,
+ * statuses); the text a client reads is built from them in one place,
+ * `toWireError`. No error holds a store's or a library's raw error object.
  */
 
-/** A frame, envelope, payload or name failed validation. */
+/** A frame, envelope, payload or name failed validation. `issue` says where, for `InvalidField` and `InvalidHandshake`. */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
-  reason: Schema.String
+  reason: Schema.Literal(
+    "NotAnObject",
+    "UnusableId",
+    "UnknownOperation",
+    "FrameTooLarge",
+    "InvalidField",
+    "InvalidHandshake"
+  ),
+  issue: Schema.optional(FieldIssue)
 }) {}
 
-/** An operation the protocol names but this server does not offer yet. */
+/** An operation the protocol names but this server does not offer. */
 export class OperationUnavailable extends Schema.TaggedError<OperationUnavailable>()("OperationUnavailable", {
   op: Schema.String
 }) {}
 
-/** The access policy (or a connection gate) refused the request. */
+/** The access policy, or the capability token, refused the request. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
-  reason: Schema.String
+  reason: Schema.Literal("Policy", "CapabilityToken")
 }) {}
 
 /** The per-connection rate limit was exceeded; `retryAfter` is in seconds (> 0). */
@@ -29,7 +39,11 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 /** Nothing is stored under the name asked for. */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
   what: Schema.Literal("token", "api key")
-}) {}
+}) {
+  override get message(): string {
+    return `${this.what} not found`
+  }
+}
 
 /** No overlap between the client's version range and the server's. */
 export class UnknownVersion extends Schema.TaggedError<UnknownVersion>()("UnknownVersion", {
@@ -37,25 +51,68 @@ export class UnknownVersion extends Schema.TaggedError<UnknownVersion>()("Unknow
   maxVersion: Schema.Number
 }) {}
 
-/** A store call failed; `operation` says which, `cause` holds the underlying error for the log. */
+/** What a store was doing when it failed. */
+export const StoreOperation = Schema.Literal("open", "get", "save", "remove", "list", "lock", "set")
+export type StoreOperation = typeof StoreOperation.Type
+
+/**
+ * A store call failed. `reason` sorts it; `code` is the system's error code
+ * (`EACCES`, `ENOSPC`, ...) when there is one, for the host log; `issue`
+ * names the field of a stored token that is invalid. Never a file's content.
+ */
 export class StoreFailure extends Schema.TaggedError<StoreFailure>()("StoreFailure", {
-  operation: Schema.String,
-  cause: Schema.Defect
-}) {}
+  operation: StoreOperation,
+  reason: Schema.Literal("Io", "Corrupt", "NotAFile", "TooLarge", "Unserializable", "LockHeld", "HostStore"),
+  code: Schema.optional(Schema.String),
+  issue: Schema.optional(FieldIssue)
+}) {
+  override get message(): string {
+    const what = STORE_FAILURES[this.reason]
+    const field =
+      this.issue === undefined ? "" : ` (${this.issue.path.join(".") || "token"} ${this.issue.rule})`
+    return `credential store failed to ${this.operation}: ${what}${field}${this.code === undefined ? "" : ` [${this.code}]`}`
+  }
+
+  /** A failure of the file system or another I/O call; only the error's code is kept. */
+  static io(operation: StoreOperation, cause: unknown): StoreFailure {
+    const code = errorCode(cause)
+    return new StoreFailure({ operation, reason: "Io", ...(code === undefined ? {} : { code }) })
+  }
+}
+
+const STORE_FAILURES: Record<StoreFailure["reason"], string> = {
+  Io: "input/output error",
+  Corrupt: "the stored value is not valid",
+  NotAFile: "the entry is not a regular file",
+  TooLarge: "the stored value is too large",
+  Unserializable: "the value cannot be serialized",
+  LockHeld: "the lock stayed held by another process",
+  HostStore: "the host's store failed"
+}
+
+/** Node's error code of a failed system call (`ENOENT`, ...), if the value carries one. */
+export const errorCode = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
+    ? error.code
+    : undefined
 
 /** A store call did not finish within its deadline. */
 export class StoreTimeout extends Schema.TaggedError<StoreTimeout>()("StoreTimeout", {
-  operation: Schema.String
-}) {}
+  operation: StoreOperation
+}) {
+  override get message(): string {
+    return `credential store did not finish ${this.operation} in time`
+  }
+}
 
 /** A response would exceed the frame limit; it is never sent. */
 export class ResponseTooLarge extends Schema.TaggedError<ResponseTooLarge>()("ResponseTooLarge", {
   bytes: Schema.Number
 }) {}
 
-/** A handler died unexpectedly; the connection and the server carry on. */
+/** A handler died unexpectedly; the connection and the server carry on. `name` is the defect's class, for the log. */
 export class HandlerDefect extends Schema.TaggedError<HandlerDefect>()("HandlerDefect", {
-  cause: Schema.Defect
+  name: Schema.String
 }) {}
 
 /** `refresh_token` for a provider the host has no configuration for (PROTOCOL.md §16). */
@@ -92,18 +149,61 @@ export class RefreshCooldown extends Schema.TaggedError<RefreshCooldown>()("Refr
 }
 
 /**
- * A refresh at the provider's token endpoint failed. `Transient` (network
- * error, 5xx, timeout) is retried; `Rejected` (invalid_grant, 401) means the
- * refresh token is no good; `Invalid` is any other error answer or a malformed
- * response. `detail` is safe to log (an OAuth error code, a status, a kind of
- * failure). The library's own error is not kept: it can carry the response
- * body, and a token endpoint's body holds tokens.
+ * The error codes of OAuth 2.0 error answers (RFC 6749 §5.2, RFC 8628 §3.5,
+ * RFC 6750 §3.1): the only `error` values of a provider's answer that are
+ * ever kept or logged. Anything else becomes `unrecognized` (a provider may
+ * echo a secret in that field).
+ */
+export const OAuthErrorCode = Schema.Literal(
+  "invalid_request",
+  "invalid_client",
+  "invalid_grant",
+  "unauthorized_client",
+  "unsupported_grant_type",
+  "invalid_scope",
+  "access_denied",
+  "unsupported_response_type",
+  "server_error",
+  "temporarily_unavailable",
+  "authorization_pending",
+  "slow_down",
+  "expired_token",
+  "invalid_token",
+  "insufficient_scope",
+  "unrecognized"
+)
+export type OAuthErrorCode = typeof OAuthErrorCode.Type
+const isKnownOAuthError = Schema.is(OAuthErrorCode)
+
+/** The `error` field of a provider's answer, kept only when it is a standard code. */
+export const oauthErrorCode = (value: unknown): OAuthErrorCode =>
+  isKnownOAuthError(value) ? value : "unrecognized"
+
+/**
+ * A call to a provider's endpoint failed. `reason` decides what happens next:
+ * `Transient` (network error, 5xx, 408, 429, timeout) is retried; `Rejected`
+ * (invalid_grant, 401) means the refresh token is no good; `Invalid` is any
+ * other error answer or a malformed response. `kind` says what was seen, with
+ * the OAuth `error` code (allowlisted), the HTTP status or the network error
+ * code where there is one. No response body is ever kept.
  */
 export class RefreshFailure extends Schema.TaggedError<RefreshFailure>()("RefreshFailure", {
   reason: Schema.Literal("Transient", "Rejected", "Invalid"),
   provider: Schema.String,
-  detail: Schema.String
+  kind: Schema.Literal("ErrorAnswer", "HttpStatus", "Network", "Timeout", "Malformed", "NoEndpoint"),
+  error: Schema.optional(OAuthErrorCode),
+  status: Schema.optional(Schema.Number),
+  code: Schema.optional(Schema.String)
 }) {
+  /** A short, safe description: the OAuth error code, the HTTP status, the network code. */
+  get detail(): string {
+    const parts: Array<string> = [this.kind]
+    if (this.error !== undefined) parts.push(this.error)
+    if (this.status !== undefined) parts.push(`HTTP ${this.status}`)
+    if (this.code !== undefined) parts.push(this.code)
+    return parts.join(", ")
+  }
+
   override get message(): string {
     return `refresh at provider ${this.provider} failed (${this.detail})`
   }

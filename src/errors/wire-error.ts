@@ -1,5 +1,7 @@
+import { MAX_ID_LENGTH, PROTOCOL_VERSION } from "../protocol/limits.js"
+import { formatFieldIssue } from "../protocol/parse-issue.js"
 import { WireCode } from "../protocol/wire-codes.js"
-import type { ProxyError } from "./errors.js"
+import type { InvalidRequest, ProxyError } from "./errors.js"
 
 /** What an error looks like on the wire: a code, a safe message, and `retryAfter` for rate limits. */
 export interface WireError {
@@ -8,22 +10,43 @@ export interface WireError {
   readonly retryAfter?: number
 }
 
+const invalidRequestText = (error: InvalidRequest): string => {
+  switch (error.reason) {
+    case "NotAnObject":
+      return "frame is not a JSON object"
+    case "UnusableId":
+      return `id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`
+    case "UnknownOperation":
+      return "op is not a known operation"
+    case "FrameTooLarge":
+      return "frame too large"
+    case "InvalidField":
+      return error.issue === undefined ? "request is invalid" : formatFieldIssue(error.issue)
+    case "InvalidHandshake":
+      return `handshake ${error.issue === undefined ? "is invalid" : formatFieldIssue(error.issue)}`
+  }
+}
+
 /**
- * The one place where failures become wire codes and client-facing messages.
- * Messages use safe fields only: never a store's raw error, never a value
- * the client sent.
+ * The one place where failures become wire codes and client-facing text,
+ * built from each error's reason and safe fields: never a store's raw error,
+ * never a value the client sent.
  */
 export const toWireError = (error: ProxyError): WireError => {
   switch (error._tag) {
     case "InvalidRequest":
-      return { code: WireCode.INVALID_REQUEST, message: error.reason }
+      return { code: WireCode.INVALID_REQUEST, message: invalidRequestText(error) }
     case "OperationUnavailable":
       return {
         code: WireCode.INVALID_REQUEST,
         message: `operation ${error.op} is not available on this server`
       }
     case "Unauthorized":
-      return { code: WireCode.UNAUTHORIZED, message: error.reason }
+      return {
+        code: WireCode.UNAUTHORIZED,
+        message:
+          error.reason === "Policy" ? "not allowed by the access policy" : "capability token missing or wrong"
+      }
     case "RateLimited":
       return { code: WireCode.RATE_LIMITED, message: "rate limit exceeded", retryAfter: error.retryAfter }
     case "NotFound":
@@ -31,7 +54,7 @@ export const toWireError = (error: ProxyError): WireError => {
     case "UnknownVersion":
       return {
         code: WireCode.UNKNOWN_VERSION,
-        message: "no common protocol version: this server supports version 1"
+        message: `no common protocol version: this server supports version ${PROTOCOL_VERSION}`
       }
     case "StoreFailure":
     case "StoreTimeout":

@@ -1,55 +1,40 @@
 import type { Dirent } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import { StoreFailure } from "../errors/errors.js"
+import { errorCode, StoreFailure } from "../errors/errors.js"
+import * as KeyedLock from "../lib/keyed-lock.js"
+import { fieldIssueOf } from "../protocol/parse-issue.js"
 import { OAuthToken } from "../protocol/token.js"
 import { type TokenKey, TokenStore, type TokenStoreShape } from "../services/TokenStore.js"
-import { ensureDir, errorCode, removeStaleTempFiles, writeFileAtomic } from "./atomic-file.js"
-import { ABSENT, makeFileCache, stampOf } from "./file-cache.js"
-import { lockFile } from "./file-lock.js"
-import { makeKeyedSemaphore, tokenKeyId } from "./keyed-semaphore.js"
-import { decodeName, encodeName } from "./name-encoding.js"
+import { ensureDir, writeFileAtomic } from "./file-store/atomic-file.js"
+import { ABSENT, makeFileCache, stampOf } from "./file-store/file-cache.js"
+import { lockFile } from "./file-store/file-lock.js"
+import { decodeName, encodeName } from "./file-store/name-encoding.js"
+import { openStoreDir } from "./file-store/store-dir.js"
 
 /**
  * Tokens on disk, one JSON file per provider:bucket:
  * `${dataDir}/tokens/<enc(provider)>/<enc(bucket)>.json` (files 0600,
  * directories 0700). Reads come from a cache re-checked against the disk at
- * most every STORE_REVALIDATE_MS, so the hot path is a map lookup; this
- * process's writes update the cache at once.
+ * most every 500 ms, so the hot path is a map lookup; this process's writes
+ * update the cache at once.
  */
 
 const TOKEN_SUFFIX = ".json"
 
 const decodeOAuthToken = Schema.decodeUnknownEither(OAuthToken)
 
-/** Where an invalid token file fails, by field path only: messages could quote values, and values are secrets. */
-const issuePaths = (error: ParseResult.ParseError): string => {
-  const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-    issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".")
-  )
-  return [...new Set(paths)].join(", ")
-}
-
-const decodeToken = (text: string): Either.Either<OAuthToken, Error> =>
-  Either.try({
-    try: (): unknown => JSON.parse(text),
-    catch: () => new Error("token file is not valid JSON")
-  }).pipe(
-    Either.flatMap((json) =>
-      Either.mapLeft(
-        decodeOAuthToken(json),
-        (error) => new Error(`token file does not hold a valid token (check: ${issuePaths(error)})`)
-      )
-    )
+/** A token file's contents; a failure names the invalid field only (values are secrets). */
+const decodeToken = (text: string) =>
+  Either.try({ try: (): unknown => JSON.parse(text), catch: () => undefined }).pipe(
+    Either.flatMap((json) => Either.mapLeft(decodeOAuthToken(json), fieldIssueOf))
   )
 
 /** A token file's bucket name, or `undefined` for anything else in the directory (temp files, lock dirs, strays). */
@@ -78,58 +63,38 @@ const bucketsIn = async (dir: string): Promise<Array<string>> => {
   return buckets.sort()
 }
 
-const withOperation =
-  (operation: string) =>
-  (error: StoreFailure): StoreFailure =>
-    new StoreFailure({ operation, cause: error.cause })
-
 /** The store for `dataDir` (created 0700 if missing); the scope bounds the cache's life. */
 export const make = (dataDir: string): Effect.Effect<TokenStoreShape, StoreFailure, Scope.Scope> =>
   Effect.gen(function* () {
-    const root = path.resolve(dataDir)
-    const tokensDir = path.join(root, "tokens")
-    yield* ensureDir(root).pipe(Effect.zipRight(ensureDir(tokensDir)), Effect.mapError(withOperation("open")))
-    yield* removeStaleTempFiles(tokensDir, 2, yield* Clock.currentTimeMillis)
-
-    const clock = yield* Effect.clock
-    const cache = makeFileCache<OAuthToken>({ clock, decode: decodeToken })
-    const locks = makeKeyedSemaphore()
+    const tokensDir = yield* openStoreDir(dataDir, "tokens", 2)
+    const cache = makeFileCache<OAuthToken>({ clock: yield* Effect.clock, decode: decodeToken })
+    const locks = yield* KeyedLock.make
     yield* Effect.addFinalizer(() => Effect.sync(() => cache.clear()))
 
     const providerDir = (provider: string): string => path.join(tokensDir, encodeName(provider))
     const tokenFile = (key: TokenKey): string =>
       path.join(providerDir(key.provider), encodeName(key.bucket) + TOKEN_SUFFIX)
 
-    const get = (key: TokenKey): Effect.Effect<OAuthToken | undefined, StoreFailure> => {
-      const id = tokenKeyId(key)
-      const entry = cache.fresh(id)
-      return entry !== undefined ? entry.exit : cache.revalidate(id, tokenFile(key), "get")
-    }
-
-    const getLatest = (key: TokenKey): Effect.Effect<OAuthToken | undefined, StoreFailure> =>
-      Effect.suspend(() => cache.revalidate(tokenKeyId(key), tokenFile(key), "getLatest"))
-
     const save = (key: TokenKey, token: OAuthToken): Effect.Effect<void, StoreFailure> =>
       Effect.suspend(() => {
         const file = tokenFile(key)
         const write = (data: string) =>
-          ensureDir(path.dirname(file)).pipe(Effect.zipRight(writeFileAtomic(file, data)))
+          ensureDir("save", path.dirname(file)).pipe(Effect.zipRight(writeFileAtomic("save", file, data)))
         return Effect.try({
           try: () => JSON.stringify(token, null, 2) + "\n",
-          catch: () => new StoreFailure({ operation: "save", cause: new Error("token is not serializable") })
+          catch: () => new StoreFailure({ operation: "save", reason: "Unserializable" })
         }).pipe(
           Effect.flatMap((data) =>
             write(data).pipe(
               // The provider directory can vanish between mkdir and the write (a concurrent
               // `remove` deleting it once empty): one more try recreates it.
               Effect.catchIf(
-                (error) => errorCode(error.cause) === "ENOENT",
+                (error) => error.code === "ENOENT",
                 () => write(data)
               )
             )
           ),
-          Effect.map((stats) => cache.remember(tokenKeyId(key), token, stampOf(stats))),
-          Effect.mapError(withOperation("save"))
+          Effect.map((stats) => cache.remember(KeyedLock.tokenKeyId(key), token, stampOf(stats)))
         )
       })
 
@@ -140,11 +105,11 @@ export const make = (dataDir: string): Effect.Effect<TokenStoreShape, StoreFailu
           await fsp.unlink(file).catch((error: unknown) => {
             if (errorCode(error) !== "ENOENT") throw error
           })
-          cache.remember(tokenKeyId(key), undefined, ABSENT)
+          cache.remember(KeyedLock.tokenKeyId(key), undefined, ABSENT)
           // Tidy up an emptied provider directory; any error (ENOTEMPTY: a lock or another token) is fine.
           await fsp.rmdir(path.dirname(file)).catch(() => undefined)
         },
-        catch: (cause) => new StoreFailure({ operation: "remove", cause })
+        catch: (cause) => StoreFailure.io("remove", cause)
       })
 
     const listProviders: Effect.Effect<ReadonlyArray<string>, StoreFailure> = Effect.tryPromise({
@@ -159,13 +124,13 @@ export const make = (dataDir: string): Effect.Effect<TokenStoreShape, StoreFailu
         )
         return withTokens.flat().sort()
       },
-      catch: (cause) => new StoreFailure({ operation: "listProviders", cause })
+      catch: (cause) => StoreFailure.io("list", cause)
     })
 
     const listBuckets = (provider: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
       Effect.tryPromise({
         try: () => bucketsIn(providerDir(provider)),
-        catch: (cause) => new StoreFailure({ operation: "listBuckets", cause })
+        catch: (cause) => StoreFailure.io("list", cause)
       })
 
     /**
@@ -179,15 +144,24 @@ export const make = (dataDir: string): Effect.Effect<TokenStoreShape, StoreFailu
         const outer = yield* Effect.scope
         const inner = yield* Scope.fork(outer, ExecutionStrategy.sequential)
         const file = tokenFile(key)
-        yield* locks.acquire(tokenKeyId(key)).pipe(
-          Effect.zipRight(ensureDir(path.dirname(file)).pipe(Effect.mapError(withOperation("lock")))),
+        yield* locks.acquire(KeyedLock.tokenKeyId(key)).pipe(
+          Effect.zipRight(ensureDir("lock", path.dirname(file))),
           Effect.zipRight(lockFile(file)),
           Scope.extend(inner),
           Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(inner, exit)))
         )
       })
 
-    return TokenStore.of({ get, getLatest, save, remove, listProviders, listBuckets, lock })
+    return TokenStore.of({
+      cached: (key) => cache.cached(KeyedLock.tokenKeyId(key)),
+      get: (key) => cache.get(KeyedLock.tokenKeyId(key), () => tokenFile(key)),
+      getLatest: (key) => Effect.suspend(() => cache.revalidate(KeyedLock.tokenKeyId(key), tokenFile(key))),
+      save,
+      remove,
+      listProviders,
+      listBuckets,
+      lock
+    })
   })
 
 /** The file token store as a Layer; fails when `dataDir` cannot be created. */

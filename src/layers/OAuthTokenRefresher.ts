@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as oauth from "oauth4webapi"
-import { RefreshFailure } from "../errors/errors.js"
+import { errorCode, oauthErrorCode, RefreshFailure } from "../errors/errors.js"
 import { endpointProblem, isLoopbackHttp, type OAuthProvider } from "../services/OAuthProviders.js"
 import { type RefreshedToken, TokenRefresher, type TokenRefresherShape } from "../services/TokenRefresher.js"
 
@@ -19,48 +19,59 @@ import { type RefreshedToken, TokenRefresher, type TokenRefresherShape } from ".
 
 type Reason = RefreshFailure["reason"]
 
-const failure = (provider: string, reason: Reason, detail: string) =>
-  new RefreshFailure({ provider, reason, detail })
-
-/** Transient for 5xx and 429, Rejected for 401, Invalid for any other status. */
+/** Transient for 5xx, 408 and 429, Rejected for 401, Invalid for any other status. */
 const byStatus = (status: number): Reason =>
   status >= 500 || status === 429 || status === 408 ? "Transient" : status === 401 ? "Rejected" : "Invalid"
 
-const causeCode = (error: unknown): string | undefined => {
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause
-  return typeof cause?.code === "string" ? cause.code : undefined
-}
+const causeCode = (error: unknown): string | undefined => errorCode((error as { cause?: unknown }).cause)
 
-/** Sorts what oauth4webapi or fetch threw into the three kinds; `detail` holds codes and statuses only. */
+/**
+ * Sorts what oauth4webapi or fetch threw into the three kinds. Only the
+ * answer's `error` code (when it is a standard one), the HTTP status and a
+ * network error code are kept: the rest of an answer can hold tokens (a
+ * provider may even echo the refresh token in `error`).
+ */
 export const classify = (provider: string, error: unknown): RefreshFailure => {
   if (error instanceof oauth.ResponseBodyError) {
-    const code = /^[\x21-\x7e]{1,64}$/.test(error.error) ? error.error : "error"
+    const code = oauthErrorCode(error.error)
     const reason: Reason =
       code === "invalid_grant"
         ? "Rejected"
         : code === "temporarily_unavailable"
           ? "Transient"
           : byStatus(error.status)
-    return failure(provider, reason, `${code}, HTTP ${error.status}`)
+    return new RefreshFailure({ provider, reason, kind: "ErrorAnswer", error: code, status: error.status })
   }
   if (error instanceof oauth.WWWAuthenticateChallengeError) {
-    return failure(provider, byStatus(error.status), `HTTP ${error.status} with a challenge`)
+    return new RefreshFailure({
+      provider,
+      reason: byStatus(error.status),
+      kind: "HttpStatus",
+      status: error.status
+    })
   }
   if (error instanceof oauth.OperationProcessingError) {
     if (error.code === oauth.RESPONSE_IS_NOT_CONFORM && error.cause instanceof Response) {
-      return failure(provider, byStatus(error.cause.status), `unexpected HTTP ${error.cause.status}`)
+      const status = error.cause.status
+      return new RefreshFailure({ provider, reason: byStatus(status), kind: "HttpStatus", status })
     }
-    return failure(provider, "Invalid", `malformed answer (${error.code ?? "unknown"})`)
+    return new RefreshFailure({ provider, reason: "Invalid", kind: "Malformed" })
   }
   if (error instanceof oauth.UnsupportedOperationError) {
-    return failure(provider, "Invalid", `unsupported answer (${error.code})`)
+    return new RefreshFailure({ provider, reason: "Invalid", kind: "Malformed" })
   }
   // fetch rejects with a TypeError for network failures (refused, reset, DNS, TLS); the
   // library's own argument checks throw TypeErrors with an ERR_ code, which are not transient.
   if (error instanceof TypeError && !("code" in error)) {
-    return failure(provider, "Transient", `network error (${causeCode(error) ?? "fetch failed"})`)
+    const code = causeCode(error)
+    return new RefreshFailure({
+      provider,
+      reason: "Transient",
+      kind: "Network",
+      ...(code === undefined ? {} : { code })
+    })
   }
-  return failure(provider, "Invalid", error instanceof Error ? error.name : "unknown error")
+  return new RefreshFailure({ provider, reason: "Invalid", kind: "Malformed" })
 }
 
 const requestOptions = (url: URL, signal: AbortSignal) =>
@@ -94,7 +105,9 @@ export const make: Effect.Effect<TokenRefresherShape> = Effect.sync(() => {
     if (cached !== undefined) return Effect.succeed(cached)
     const issuer = provider.issuer
     if (issuer === undefined) {
-      return Effect.fail(failure(provider.name, "Invalid", "no token endpoint and no issuer"))
+      return Effect.fail(
+        new RefreshFailure({ provider: provider.name, reason: "Invalid", kind: "NoEndpoint" })
+      )
     }
     return Effect.tryPromise({
       try: (signal) => discover(new URL(issuer), signal),
@@ -104,7 +117,7 @@ export const make: Effect.Effect<TokenRefresherShape> = Effect.sync(() => {
         const endpoint = metadata.token_endpoint
         if (endpoint === undefined || endpointProblem(endpoint) !== undefined) {
           return Effect.fail(
-            failure(provider.name, "Invalid", "the issuer's metadata has no usable token endpoint")
+            new RefreshFailure({ provider: provider.name, reason: "Invalid", kind: "NoEndpoint" })
           )
         }
         discovered.set(provider.name, metadata)

@@ -1,64 +1,79 @@
 import * as Schema from "effect/Schema"
-import { PROTOCOL_VERSION } from "./limits.js"
+import { MAX_ID_LENGTH } from "./limits.js"
 import { Name } from "./names.js"
-import { OAuthToken } from "./token.js"
+import { OAuthToken, SanitizedToken } from "./token.js"
 
 /**
- * Payload schemas of every operation in PROTOCOL.md §6. Unknown fields are
- * ignored (dropped by decoding); `bucket` is optional but never null.
+ * Every operation of PROTOCOL.md §6: its payload schema and the schema of the
+ * `data` it answers with. Unknown fields are ignored (dropped by decoding);
+ * `bucket` is optional but never null.
  */
 const TokenAddress = { provider: Name, bucket: Schema.optionalWith(Name, { exact: true }) }
+const SessionId = Schema.String
 
-export const GetTokenPayload = Schema.Struct(TokenAddress)
-export const SaveTokenPayload = Schema.Struct({ ...TokenAddress, token: OAuthToken })
-export const RemoveTokenPayload = Schema.Struct(TokenAddress)
-export const ListProvidersPayload = Schema.Struct({})
-export const ListBucketsPayload = Schema.Struct({ provider: Name })
-export const GetBucketStatsPayload = Schema.Struct(TokenAddress)
-export const GetApiKeyPayload = Schema.Struct({ name: Name })
-export const HasApiKeyPayload = Schema.Struct({ name: Name })
-export const ListApiKeysPayload = Schema.Struct({})
-
-export const RefreshTokenPayload = Schema.Struct(TokenAddress)
-export const OAuthInitiatePayload = Schema.Struct(TokenAddress)
-export const OAuthExchangePayload = Schema.Struct({ session_id: Schema.String, code: Schema.String })
-export const OAuthPollPayload = Schema.Struct({ session_id: Schema.String })
-export const OAuthCancelPayload = Schema.Struct({ session_id: Schema.String })
-
-/** Every operation name of the protocol, with its payload schema. */
 export const OperationPayloads = {
-  get_token: GetTokenPayload,
-  save_token: SaveTokenPayload,
-  remove_token: RemoveTokenPayload,
-  list_providers: ListProvidersPayload,
-  list_buckets: ListBucketsPayload,
-  get_bucket_stats: GetBucketStatsPayload,
-  get_api_key: GetApiKeyPayload,
-  has_api_key: HasApiKeyPayload,
-  list_api_keys: ListApiKeysPayload,
-  refresh_token: RefreshTokenPayload,
-  oauth_initiate: OAuthInitiatePayload,
-  oauth_exchange: OAuthExchangePayload,
-  oauth_poll: OAuthPollPayload,
-  oauth_cancel: OAuthCancelPayload
+  get_token: Schema.Struct(TokenAddress),
+  save_token: Schema.Struct({ ...TokenAddress, token: OAuthToken }),
+  remove_token: Schema.Struct(TokenAddress),
+  list_providers: Schema.Struct({}),
+  list_buckets: Schema.Struct({ provider: Name }),
+  get_bucket_stats: Schema.Struct(TokenAddress),
+  get_api_key: Schema.Struct({ name: Name }),
+  has_api_key: Schema.Struct({ name: Name }),
+  list_api_keys: Schema.Struct({}),
+  refresh_token: Schema.Struct(TokenAddress),
+  oauth_initiate: Schema.Struct(TokenAddress),
+  oauth_exchange: Schema.Struct({ session_id: SessionId, code: Schema.String }),
+  oauth_poll: Schema.Struct({ session_id: SessionId }),
+  oauth_cancel: Schema.Struct({ session_id: SessionId })
+} as const
+
+const Empty = Schema.Struct({})
+
+/** The `data` of each operation's success answer; clients decode answers with these. */
+export const OperationData = {
+  get_token: SanitizedToken,
+  save_token: Empty,
+  remove_token: Empty,
+  list_providers: Schema.Struct({ providers: Schema.Array(Schema.String) }),
+  list_buckets: Schema.Struct({ buckets: Schema.Array(Schema.String) }),
+  get_bucket_stats: Schema.Struct({
+    bucket: Schema.String,
+    requestCount: Schema.Number,
+    percentage: Schema.Number
+  }),
+  get_api_key: Schema.Struct({ key: Schema.String }),
+  has_api_key: Schema.Struct({ exists: Schema.Boolean }),
+  list_api_keys: Schema.Struct({ keys: Schema.Array(Schema.String) }),
+  refresh_token: SanitizedToken,
+  oauth_initiate: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  oauth_exchange: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  oauth_poll: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  oauth_cancel: Empty
 } as const
 
 export type Operation = keyof typeof OperationPayloads
 export type PayloadOf<Op extends Operation> = (typeof OperationPayloads)[Op]["Type"]
+export type DataOf<Op extends Operation> = (typeof OperationData)[Op]["Type"]
 
 export const isOperation = (op: unknown): op is Operation =>
   typeof op === "string" && Object.hasOwn(OperationPayloads, op)
 
+/** A request id (§5): a non-empty string of at most 128 UTF-16 code units, echoed in the answer. */
+export const RequestId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(MAX_ID_LENGTH))
+export const isRequestId = Schema.is(RequestId)
+
 /**
- * The whole request frame of one operation (PROTOCOL.md §5): envelope and
- * payload in one schema, so each frame is decoded once. The server reads `id`
- * itself first (an unusable id is answered without one) and puts `{}` in
- * place of an omitted payload.
+ * The rest of a request frame once its `id` and `op` are known: the version it
+ * claims and the operation's payload. Decoded once per request.
  */
-export const requestSchema = <Op extends Operation>(op: Op) =>
+export const requestSchema = <Op extends Operation>(op: Op, version: number) =>
   Schema.Struct({
-    v: Schema.Literal(PROTOCOL_VERSION),
-    id: Schema.String,
-    op: Schema.Literal(op),
-    payload: OperationPayloads[op] as Schema.Schema<PayloadOf<Op>, unknown>
+    v: Schema.Literal(version),
+    payload: OperationPayloads[op] as unknown as Schema.Schema<PayloadOf<Op>, unknown>
   })
+
+/** A request whose envelope and payload passed their schemas. */
+export type DecodedRequest = {
+  readonly [Op in Operation]: { readonly id: string; readonly op: Op; readonly payload: PayloadOf<Op> }
+}[Operation]

@@ -1,53 +1,76 @@
 import * as Option from "effect/Option"
-import type * as ParseResult from "effect/ParseResult"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 
 /**
- * Turns a schema failure into a short message that names the field and what
- * was expected, but never echoes the value received (it may be a secret).
+ * Where a value failed its schema and what the schema wanted there. Built
+ * from the schema alone (field names, annotations, refinement messages),
+ * never from the value received: a value may be a secret. The one formatter
+ * of schema failures for the wire, the CLI and the stores.
  */
-export const describeParseIssue = (
-  issue: ParseResult.ParseIssue,
-  path: ReadonlyArray<PropertyKey> = []
-): string => {
+export const FieldIssue = Schema.Struct({
+  /** Property names from the decoded value down to the field; empty for the value itself. */
+  path: Schema.Array(Schema.String),
+  /** What the field must be: "is missing", "must be a string", a refinement's own message. */
+  rule: Schema.String
+})
+export type FieldIssue = typeof FieldIssue.Type
+
+/** The first problem of a failed decode. */
+export const fieldIssueOf = (error: ParseResult.ParseError | ParseResult.ParseIssue): FieldIssue =>
+  describe(ParseResult.isParseError(error) ? error.issue : error, [])
+
+/** `payload.provider must be ...`; `root` names the value itself when the problem is at the top. */
+export const formatFieldIssue = (issue: FieldIssue, root = "request"): string =>
+  `${issue.path.length === 0 ? root : issue.path.join(".")} ${issue.rule}`
+
+const describe = (issue: ParseResult.ParseIssue, path: ReadonlyArray<string>): FieldIssue => {
   switch (issue._tag) {
     case "Pointer":
-      return describeParseIssue(issue.issue, [
+      return describe(issue.issue, [
         ...path,
-        ...(Array.isArray(issue.path) ? issue.path : [issue.path])
+        ...(Array.isArray(issue.path) ? issue.path : [issue.path]).map(String)
       ])
     case "Composite": {
       const first = Array.isArray(issue.issues) ? issue.issues[0] : issue.issues
       return first === undefined
-        ? at(path, "is invalid")
-        : describeParseIssue(first as ParseResult.ParseIssue, path)
+        ? { path, rule: "is invalid" }
+        : describe(first as ParseResult.ParseIssue, path)
     }
-    case "Refinement": {
-      if (issue.kind === "From") return describeParseIssue(issue.issue, path)
-      return at(path, messageOf(issue.ast) ?? `must be ${expected(issue.ast)}`)
-    }
+    case "Refinement":
+      if (issue.kind === "From") return describe(issue.issue, path)
+      return {
+        path,
+        rule: annotatedMessage(issue.ast) ?? ownMessage(issue.issue) ?? `must be ${expected(issue.ast)}`
+      }
     case "Transformation":
-      return describeParseIssue(issue.issue, path)
+      return describe(issue.issue, path)
     case "Missing":
-      return at(path, "is required")
+      return { path, rule: "is missing" }
     case "Unexpected":
-      return at(path, "is not allowed")
+      return { path, rule: "is not a known field" }
     case "Forbidden":
-      return at(path, "could not be checked")
+      return { path, rule: "could not be checked" }
     case "Type":
-      return at(path, messageOf(issue.ast) ?? `must be ${expected(issue.ast)}`)
+      return {
+        path,
+        rule: annotatedMessage(issue.ast) ?? ownMessage(issue) ?? `must be ${expected(issue.ast)}`
+      }
   }
 }
 
-const at = (path: ReadonlyArray<PropertyKey>, text: string): string =>
-  path.length === 0 ? `request ${text}` : `${path.map(String).join(".")} ${text}`
-
-const messageOf = (ast: AST.AST): string | undefined => {
+/** A `message` annotation on the schema. */
+const annotatedMessage = (ast: AST.AST): string | undefined => {
   const annotation = AST.getMessageAnnotation(ast)
   if (Option.isNone(annotation)) return undefined
   const produced = annotation.value(undefined as never)
   return typeof produced === "string" ? produced : undefined
 }
+
+/** The message a filter returned for the failure (our filters describe the rule, never the value). */
+const ownMessage = (issue: ParseResult.ParseIssue): string | undefined =>
+  issue._tag === "Type" ? issue.message : undefined
 
 const expected = (ast: AST.AST): string => {
   switch (ast._tag) {

@@ -4,20 +4,27 @@ import * as Schema from "effect/Schema"
  * An OAuth token as stored (PROTOCOL.md §7). Provider-specific fields
  * (`account_id`, `id_token`, ...) pass through untouched via the index signature.
  */
+const servedFields = {
+  access_token: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  expiry: Schema.Number.pipe(
+    Schema.finite({ message: () => "must be a finite number (seconds since the epoch)" })
+  ),
+  token_type: Schema.String,
+  scope: Schema.optional(Schema.NullOr(Schema.String))
+}
+const passthrough = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
 export const OAuthToken = Schema.Struct(
-  {
-    access_token: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
-    expiry: Schema.Number.pipe(
-      Schema.finite({ message: () => "must be a finite number (seconds since the epoch)" })
-    ),
-    token_type: Schema.String,
-    refresh_token: Schema.optional(Schema.String),
-    scope: Schema.optional(Schema.NullOr(Schema.String))
-  },
-  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+  { ...servedFields, refresh_token: Schema.optional(Schema.String) },
+  passthrough
 ).annotations({ identifier: "OAuthToken" })
 
 export type OAuthToken = typeof OAuthToken.Type
+
+/** A token as it may leave the host, as clients read it: the same fields without the refresh token. */
+export const SanitizedToken = Schema.Struct(servedFields, passthrough).annotations({
+  identifier: "SanitizedToken"
+})
 
 /** A token as it may leave the host: everything but the refresh token. */
 export type SanitizedToken = Omit<OAuthToken, "refresh_token">

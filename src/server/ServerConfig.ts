@@ -1,47 +1,50 @@
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
-import {
-  DEFAULT_MAX_BUFFERED_BYTES,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_FRAMES_PER_READ,
-  DEFAULT_MAX_IN_FLIGHT,
-  HANDSHAKE_TIMEOUT_MS,
-  MAX_FRAME_BYTES,
-  PARTIAL_FRAME_TIMEOUT_MS,
-  SHUTDOWN_DRAIN_MS,
-  STORE_CALL_TIMEOUT_MS
-} from "../protocol/limits.js"
 
-/** Everything the server itself (not its stores or policy) is configured with. */
+/**
+ * How the server spends its resources: limits and timers of PROTOCOL.md §10
+ * and §14, and the bounds this server sets where the protocol is silent (see
+ * docs/PROTOCOL.md, "Decisions"). The stores and the policy have their own.
+ */
 export interface ServerConfigShape {
   /** Directory for the socket; default `realpath(os.tmpdir())/llxprt-cred-{uid}`. */
   readonly socketDir?: string
+  /** Connections served at once; one more is closed at once without a frame. */
   readonly maxConnections: number
+  /** Requests of one connection running at once; past it the connection's reads pause. */
   readonly maxInFlightPerConnection: number
-  readonly maxFrameBytes: number
   /** Frames handled from one connection before other connections get a turn. */
   readonly maxFramesPerRead: number
   /** Bytes received but not yet handled that one connection may hold; past it the connection is closed. */
   readonly maxBufferedBytes: number
   readonly handshakeTimeoutMs: number
+  /** A frame started but not complete within this long closes the connection. */
   readonly partialFrameTimeoutMs: number
+  /** The deadline of one store call (the `StoreDeadline` decorator). */
   readonly storeCallTimeoutMs: number
+  /** The deadline of one call to a provider's endpoint. */
+  readonly providerCallTimeoutMs: number
+  /** How long requests in flight may finish when the server stops. */
   readonly shutdownDrainMs: number
 }
 
 export class ServerConfig extends Context.Tag("credproxy/ServerConfig")<ServerConfig, ServerConfigShape>() {}
 
 export const defaults: ServerConfigShape = {
-  maxConnections: DEFAULT_MAX_CONNECTIONS,
-  maxInFlightPerConnection: DEFAULT_MAX_IN_FLIGHT,
-  maxFrameBytes: MAX_FRAME_BYTES,
-  maxFramesPerRead: DEFAULT_MAX_FRAMES_PER_READ,
-  maxBufferedBytes: DEFAULT_MAX_BUFFERED_BYTES,
-  handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-  partialFrameTimeoutMs: PARTIAL_FRAME_TIMEOUT_MS,
-  storeCallTimeoutMs: STORE_CALL_TIMEOUT_MS,
-  shutdownDrainMs: SHUTDOWN_DRAIN_MS
+  maxConnections: 64,
+  maxInFlightPerConnection: 64,
+  maxFramesPerRead: 128,
+  // Reads pause under backpressure, so an honest client never gets near this; it bounds what a hostile one can pin.
+  maxBufferedBytes: 1024 * 1024,
+  handshakeTimeoutMs: 5_000,
+  partialFrameTimeoutMs: 5_000,
+  storeCallTimeoutMs: 15_000,
+  providerCallTimeoutMs: 15_000,
+  shutdownDrainMs: 5_000
 }
+
+/** Requests per second per connection when `--rate-limit` is not given (§10). */
+export const DEFAULT_RATE_LIMIT = 60
 
 export const layer = (overrides: Partial<ServerConfigShape> = {}) =>
   Layer.succeed(ServerConfig, { ...defaults, ...overrides })

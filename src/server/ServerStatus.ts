@@ -1,15 +1,4 @@
-/** Why a connection was closed by the server rather than by its peer. */
-export type RejectReason =
-  | "peer"
-  | "max_connections"
-  | "handshake_timeout"
-  | "partial_frame_timeout"
-  | "bad_handshake"
-  | "unknown_version"
-  | "capability_token"
-  | "oversize_frame"
-  | "buffer_cap"
-  | "internal"
+import type { RejectReason } from "./rejections.js"
 
 /** A point-in-time view of the server's counters, for tests and the SIGUSR1 status line. */
 export interface StatusSnapshot {

@@ -1,114 +1,69 @@
 import type * as net from "node:net"
-import * as Cause from "effect/Cause"
-import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
-import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
-import {
-  HandlerDefect,
-  InvalidRequest,
-  type ProxyError,
-  RateLimited,
-  ResponseTooLarge,
-  Unauthorized,
-  UnknownVersion
-} from "../errors/errors.js"
-import { toWireError } from "../errors/wire-error.js"
-import { isUsableId } from "../protocol/envelope.js"
-import { FrameBatch, FrameDecoder } from "../protocol/frame.js"
-import { HandshakeFrame } from "../protocol/handshake.js"
-import { PROTOCOL_VERSION } from "../protocol/limits.js"
-import { isOperation } from "../protocol/operations.js"
-import { describeParseIssue } from "../protocol/parse-issue.js"
-import { failureJson, handshakeFailureJson, handshakeOkJson, successJson } from "../protocol/responses.js"
-import type { AuditLogShape } from "../services/AuditLog.js"
-import type { CapabilityGateShape } from "../services/CapabilityGate.js"
+import { InvalidRequest } from "../errors/errors.js"
+import { MAX_FRAME_BYTES } from "../protocol/limits.js"
 import type { ConnectionRateLimit } from "../services/RateLimiter.js"
-import type { DeadlineWatch, Expirable } from "./deadline-watch.js"
-import type { AuditFields, Operations } from "./operations.js"
-import type { RejectReason, ServerStatus } from "./ServerStatus.js"
+import type { ConnectionContext } from "./connection-context.js"
+import { ConnectionInput } from "./connection-input.js"
+import { ConnectionOutput } from "./connection-output.js"
+import { ConnectionRequests } from "./connection-requests.js"
+import type { Expirable } from "./deadline-watch.js"
+import type { RequestReader } from "./read-request.js"
+import { REJECTION_LOG, type RejectReason } from "./rejections.js"
+import { handshakeAccepted, handshakeRefused, type Reply, replyTo } from "./replies.js"
 
-/** What every connection of one server shares. */
-export interface ConnectionContext {
-  readonly operations: Operations
-  readonly audit: AuditLogShape
-  readonly capability: CapabilityGateShape
-  readonly status: ServerStatus
-  readonly deadlines: DeadlineWatch
-  readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
-  readonly maxFrameBytes: number
-  readonly maxInFlight: number
-  readonly maxFramesPerRead: number
-  readonly maxBufferedBytes: number
-  readonly handshakeTimeoutMs: number
-  readonly partialFrameTimeoutMs: number
-  readonly onClosed: (connection: Connection) => void
-}
+/**
+ * Where a connection is in its life: waiting for the handshake (until its
+ * deadline), open for requests of one protocol version, lingering (answered
+ * and closing; the last bytes have until `until` to be taken), closed.
+ */
+type Phase =
+  | { readonly _tag: "Handshaking"; readonly deadline: number }
+  | { readonly _tag: "Open"; readonly read: RequestReader }
+  | { readonly _tag: "Lingering"; readonly until: number }
+  | { readonly _tag: "Closed" }
 
-const decodeHandshake = Schema.decodeUnknownEither(HandshakeFrame)
+const FRAME_TOO_LARGE = new InvalidRequest({ reason: "FrameTooLarge" })
 
-const NOT_AN_OBJECT = new InvalidRequest({ reason: "frame is not a JSON object" })
-const UNUSABLE_ID = new InvalidRequest({ reason: "id must be a non-empty string of at most 128 characters" })
-const UNKNOWN_OPERATION = new InvalidRequest({ reason: "op is not a known operation" })
-const FRAME_TOO_LARGE = new InvalidRequest({ reason: "frame too large" })
-/** Collected answers are written once they reach this size, even in the middle of a read. */
-const FLUSH_AT_BYTES = 64 * 1024
-const WRONG_CAPABILITY = new Unauthorized({ reason: "capability token missing or wrong" })
-
-type JsonObject = Record<string, unknown>
-
-const parseJsonObject = (bytes: Buffer): JsonObject | undefined => {
-  let value: unknown
-  try {
-    value = JSON.parse(bytes.toString("utf8"))
-  } catch {
-    return undefined
-  }
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? (value as JsonObject)
-    : undefined
-}
+/** Limits that only pause a connection: logged once per connection, not every time they bite. */
+const PAUSES = {
+  framesPerRead: "frames per read at the limit; letting other connections go first",
+  inFlight: "requests in flight at the limit; pausing reads"
+} as const
 
 /**
  * One accepted, peer-checked connection: a small state machine driven by
- * socket events. Frames are cut synchronously as bytes arrive; the handshake,
- * then per request the rate limit, envelope and payload schema, policy and
- * handler (PROTOCOL.md §14 order). Results that are already complete are
- * answered inline; the rest run as fibers in the server's set. Reads pause
- * while too many requests are in flight, while the peer is not reading its
- * answers, and for a turn of the event loop after `maxFramesPerRead` frames.
+ * socket events, which owns flow control and nothing else. Frames are cut
+ * synchronously as bytes arrive; the first goes to the handshake reader, the
+ * rest to `ConnectionRequests`. Reads pause while too many requests are in
+ * flight, while the peer is not reading its answers, while the server
+ * drains, and for a turn of the event loop after `maxFramesPerRead` frames.
  */
 export class Connection implements Expirable {
-  private readonly decoder: FrameDecoder
-  private readonly out = new FrameBatch()
-  /** While set, answers are collected and written together when the read has been handled. */
-  private batching = false
-  private handshaken = false
-  private closed = false
-  private draining = false
+  private phase: Phase
+  private readonly input: ConnectionInput
+  private readonly out: ConnectionOutput
+  private readonly requests: ConnectionRequests
+  /** The peer half-closed: what it sent is still answered, then the connection closes (§14). */
   private peerEnded = false
-  private writeBlocked = false
+  /** Reasons besides the phase to stop handling frames. */
+  private draining = false
   private yielding = false
-  private inFlight = 0
-  /** Requests of this connection still running as fibers; interrupted when the connection closes. */
-  private readonly running = new Set<Fiber.RuntimeFiber<string, ProxyError>>()
-  /** Limits that only pause a connection are logged once per connection, not every time they bite. */
-  private loggedInFlightLimit = false
-  private loggedFramesPerRead = false
-  private readonly handshakeDeadline: number
-  private partialSince = -1
-  /** Set once the connection is closing after its last answers: when to give up waiting for them to be taken. */
-  private lingerUntil = -1
+  private readonly loggedPauses = new Set<keyof typeof PAUSES>()
 
   constructor(
     private readonly socket: net.Socket,
     private readonly ctx: ConnectionContext,
-    private readonly rateLimit: ConnectionRateLimit
+    rateLimit: ConnectionRateLimit
   ) {
-    this.decoder = new FrameDecoder(ctx.maxFrameBytes)
-    this.handshakeDeadline = ctx.deadlines.now() + ctx.handshakeTimeoutMs
+    this.phase = { _tag: "Handshaking", deadline: ctx.deadlines.now() + ctx.config.handshakeTimeoutMs }
+    this.input = new ConnectionInput(ctx.config.maxBufferedBytes)
+    this.out = new ConnectionOutput(socket)
+    this.requests = new ConnectionRequests(ctx, rateLimit, {
+      send: (reply) => this.send(reply),
+      settled: () => this.pump(),
+      contained: (handle) => this.contained(handle)
+    })
     ctx.deadlines.watch(this)
     ctx.status.connectionsOpen++
     ctx.status.connectionsTotal++
@@ -120,27 +75,27 @@ export class Connection implements Expirable {
     socket.resume()
   }
 
-  /** The earliest pending deadline: handshake, or completion of a started frame. */
+  get requestsInFlight(): number {
+    return this.requests.inFlight
+  }
+
+  /** The earliest pending deadline: the handshake, the last answers' linger, or a started frame's completion. */
   get deadline(): number {
-    if (this.lingerUntil >= 0) return this.lingerUntil
+    if (this.phase._tag === "Lingering") return this.phase.until
+    const since = this.input.partialSince
     const partial =
-      this.partialSince < 0 ? Number.POSITIVE_INFINITY : this.partialSince + this.ctx.partialFrameTimeoutMs
-    return Math.min(this.handshaken ? Number.POSITIVE_INFINITY : this.handshakeDeadline, partial)
+      since === undefined ? Number.POSITIVE_INFINITY : since + this.ctx.config.partialFrameTimeoutMs
+    return this.phase._tag === "Handshaking" ? Math.min(this.phase.deadline, partial) : partial
   }
 
   expire(): void {
-    if (this.lingerUntil >= 0) {
+    if (this.phase._tag === "Lingering") {
       // Its last answer was not taken in time (the peer does not read): close it hard.
       this.socket.destroy()
-      return
+    } else if (this.phase._tag !== "Closed") {
+      const reason = this.phase._tag === "Handshaking" ? "handshake_timeout" : "partial_frame_timeout"
+      this.closeRejected(reason)
     }
-    if (this.closed) return
-    this.reject(this.handshaken ? "partial_frame_timeout" : "handshake_timeout", "deadline passed; closing")
-    this.destroy()
-  }
-
-  get requestsInFlight(): number {
-    return this.inFlight
   }
 
   /** Shutdown: read no further frames; requests in flight still get their answers. */
@@ -150,10 +105,25 @@ export class Connection implements Expirable {
   }
 
   destroy(): void {
-    if (this.closed) return
-    this.closed = true
+    if (this.phase._tag === "Closed") return
+    this.phase = { _tag: "Closed" }
     this.ctx.deadlines.unwatch(this)
     this.socket.destroy()
+  }
+
+  private get closing(): boolean {
+    return this.phase._tag === "Lingering" || this.phase._tag === "Closed"
+  }
+
+  /** The one condition for handling more frames (and so for reading more bytes). */
+  private get mayRead(): boolean {
+    return (
+      !this.closing &&
+      !this.draining &&
+      !this.out.blocked &&
+      !this.yielding &&
+      this.requests.inFlight < this.ctx.config.maxInFlightPerConnection
+    )
   }
 
   /** A bug in this code must cost one connection, never the server (the event callbacks run outside any fiber). */
@@ -161,31 +131,27 @@ export class Connection implements Expirable {
     try {
       handle()
     } catch (defect) {
-      this.ctx.audit.event("Error", "connection handler failed; closing the connection", {
-        cause: defect instanceof Error ? defect.message : String(defect)
-      })
-      this.reject("internal")
-      this.destroy()
+      this.closeRejected("internal", { defect: defect instanceof Error ? defect.name : typeof defect })
     }
   }
 
-  private reject(reason: RejectReason, message?: string): void {
+  /** Counts and logs why the server closes this connection. */
+  private logRejection(reason: RejectReason, fields: Readonly<Record<string, unknown>>): void {
     this.ctx.status.reject(reason)
-    if (message !== undefined) this.ctx.audit.event("Info", message, { reason })
+    const { level, message } = REJECTION_LOG[reason]
+    this.ctx.audit.event(level, message, { reason, ...fields })
+  }
+
+  /** Closes the connection at once for `reason`. */
+  private closeRejected(reason: RejectReason, fields: Readonly<Record<string, unknown>> = {}): void {
+    this.logRejection(reason, fields)
+    this.destroy()
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return
-    if (this.decoder.bufferedBytes + chunk.length > this.ctx.maxBufferedBytes) {
-      this.ctx.audit.event("Warning", "connection buffered too many unprocessed bytes; closing", {
-        limit: this.ctx.maxBufferedBytes
-      })
-      this.reject("buffer_cap")
-      this.destroy()
-      return
-    }
-    this.decoder.push(chunk)
-    this.pump()
+    if (this.closing) return
+    if (this.input.push(chunk)) this.pump()
+    else this.closeRejected("buffer_cap", { limit: this.ctx.config.maxBufferedBytes })
   }
 
   private onEnd(): void {
@@ -194,73 +160,59 @@ export class Connection implements Expirable {
   }
 
   private onDrain(): void {
-    this.writeBlocked = false
+    this.out.drained()
     this.pump()
   }
 
   private onClose(): void {
-    this.closed = true
+    this.phase = { _tag: "Closed" }
     this.ctx.status.connectionsOpen--
     this.ctx.deadlines.unwatch(this)
     this.ctx.onClosed(this)
-    // Nobody is left to answer: stop the work (locks are released by the fibers' own finalizers).
-    for (const fiber of this.running) fiber.unsafeInterruptAsFork(fiber.id())
+    this.requests.interruptAll()
   }
 
-  /** Cuts and handles every complete frame that may be handled now. */
+  /** Cuts and handles every complete frame that may be handled now, then writes the answers in one go. */
   private pump(): void {
     if (this.yielding) {
       this.flush()
       return
     }
-    this.batching = true
     let frames = 0
     let waitingForBytes = false
-    while (!this.closed && !this.draining && !this.writeBlocked && this.inFlight < this.ctx.maxInFlight) {
-      if (frames === this.ctx.maxFramesPerRead) {
-        if (!this.loggedFramesPerRead) {
-          this.loggedFramesPerRead = true
-          this.ctx.audit.event("Info", "frames per read at the limit; letting other connections go first", {
-            limit: this.ctx.maxFramesPerRead
-          })
-        }
+    while (this.mayRead) {
+      if (frames === this.ctx.config.maxFramesPerRead) {
+        this.logPauseOnce("framesPerRead", this.ctx.config.maxFramesPerRead)
         this.yieldTurn()
         break
       }
-      const step = this.decoder.next()
+      const step = this.input.next()
       if (step._tag === "NeedMore") {
         waitingForBytes = true
         break
       }
       if (step._tag === "Oversize") {
-        this.ctx.audit.event("Warning", "frame length over the limit; closing", {
-          length: step.length,
-          limit: this.ctx.maxFrameBytes
-        })
-        this.reject("oversize_frame")
-        this.send(failureJson(undefined, toWireError(FRAME_TOO_LARGE)))
-        this.closeAfterWrites()
+        const reply = replyTo(undefined, Either.left(FRAME_TOO_LARGE), MAX_FRAME_BYTES)
+        this.answerAndClose("oversize_frame", reply, { length: step.length, limit: MAX_FRAME_BYTES })
         break
       }
       frames++
-      this.partialSince = -1
-      if (this.handshaken) this.onRequestFrame(step.payload)
-      else this.onHandshakeFrame(step.payload)
+      if (this.phase._tag === "Handshaking") this.onHandshakeFrame(step.payload)
+      else if (this.phase._tag === "Open") this.requests.onFrame(this.phase.read, step.payload)
     }
-    if (this.inFlight >= this.ctx.maxInFlight && !this.loggedInFlightLimit) {
-      this.loggedInFlightLimit = true
-      this.ctx.audit.event("Info", "requests in flight at the limit; pausing reads", {
-        limit: this.ctx.maxInFlight
-      })
-    }
-    this.batching = false
+    const maxInFlight = this.ctx.config.maxInFlightPerConnection
+    if (this.requests.inFlight >= maxInFlight) this.logPauseOnce("inFlight", maxInFlight)
     this.flush()
     // Only a connection we are willing to read from can be late with its bytes.
-    const mayRead =
-      !this.draining && !this.writeBlocked && !this.yielding && this.inFlight < this.ctx.maxInFlight
-    this.trackPartialFrame(waitingForBytes && mayRead)
+    this.trackPartialFrame(waitingForBytes && this.mayRead)
     this.updateFlow()
     this.finishIfDone()
+  }
+
+  private logPauseOnce(pause: keyof typeof PAUSES, limit: number): void {
+    if (this.loggedPauses.has(pause)) return
+    this.loggedPauses.add(pause)
+    this.ctx.audit.event("Info", PAUSES[pause], { limit })
   }
 
   /** Lets other connections run before this one's next frames (fairness under floods of tiny frames). */
@@ -272,221 +224,71 @@ export class Connection implements Expirable {
     })
   }
 
-  /**
-   * The partial-frame deadline runs only while the connection waits for the
-   * peer's bytes. Complete frames the server itself holds back (requests in
-   * flight at the limit, a peer not reading, a yielded turn) are not partial:
-   * backpressure must never close a connection or drop its requests.
-   */
   private trackPartialFrame(waitingForBytes: boolean): void {
-    if (this.closed) return
-    if (waitingForBytes && this.decoder.hasPartialFrame) {
-      if (this.partialSince < 0) this.partialSince = this.ctx.deadlines.now()
+    if (this.closing) return
+    if (this.input.trackPartialFrame(waitingForBytes, () => this.ctx.deadlines.now()))
       this.ctx.deadlines.watch(this)
-    } else {
-      this.partialSince = -1
-      if (this.handshaken) this.ctx.deadlines.unwatch(this)
-    }
+    else if (this.phase._tag !== "Handshaking") this.ctx.deadlines.unwatch(this)
   }
 
-  /** Version range, then capability token (PROTOCOL.md §14); any failure answers and closes. */
   private onHandshakeFrame(bytes: Buffer): void {
-    const message = parseJsonObject(bytes)
-    if (message === undefined) {
-      this.reject("bad_handshake", "first frame is not a JSON object; closing")
-      this.destroy()
-      return
-    }
-    const decoded = decodeHandshake(message)
-    if (Either.isLeft(decoded)) {
-      const reason = `handshake ${describeParseIssue(decoded.left.issue)}`
-      this.refuseHandshake("bad_handshake", new InvalidRequest({ reason }))
-      return
-    }
-    const { minVersion, maxVersion, capabilityToken } = decoded.right.payload
-    if (minVersion > PROTOCOL_VERSION || maxVersion < PROTOCOL_VERSION) {
-      this.refuseHandshake("unknown_version", new UnknownVersion({ minVersion, maxVersion }))
-      return
-    }
-    if (!this.ctx.capability.admits(capabilityToken)) {
-      this.refuseHandshake("capability_token", WRONG_CAPABILITY)
-      return
-    }
-    this.handshaken = true
-    this.send(handshakeOkJson(PROTOCOL_VERSION))
-  }
-
-  private refuseHandshake(reason: RejectReason, error: ProxyError): void {
-    const wire = toWireError(error)
-    this.ctx.status.reject(reason)
-    this.ctx.audit.event("Info", "handshake refused; closing", { code: wire.code, reason })
-    this.send(handshakeFailureJson(wire))
-    this.closeAfterWrites()
-  }
-
-  private onRequestFrame(bytes: Buffer): void {
-    const started = this.ctx.audit.requestsEnabled ? this.ctx.deadlines.now() : 0
-    const message = parseJsonObject(bytes)
-    const id = message !== undefined && isUsableId(message.id) ? message.id : undefined
-    const op = message !== undefined && isOperation(message.op) ? message.op : "unknown"
-    const retryAfter = this.rateLimit.take()
-    if (retryAfter > 0) {
-      this.refuse(id, op, new RateLimited({ retryAfter }), started)
-      return
-    }
-    if (message === undefined) {
-      this.refuse(undefined, op, NOT_AN_OBJECT, started)
-      return
-    }
-    if (id === undefined) {
-      this.refuse(undefined, op, UNUSABLE_ID, started)
-      return
-    }
-    if (op === "unknown") {
-      this.refuse(id, op, UNKNOWN_OPERATION, started)
-      return
-    }
-    let request: ReturnType<Operations["prepare"]>
-    try {
-      request = this.ctx.operations.prepare(op, message)
-    } catch (defect) {
-      this.answer(id, op, {}, Exit.die(defect), started)
-      return
-    }
-    if (Exit.isExit(request.result)) {
-      this.answer(id, op, request.audit, request.result as Exit.Exit<string, ProxyError>, started)
-      return
-    }
-    this.inFlight++
-    const fiber = this.ctx.fork(request.result)
-    this.running.add(fiber)
-    fiber.addObserver((exit) => {
-      this.running.delete(fiber)
-      this.inFlight--
-      this.contained(() => {
-        this.batching = true
-        this.answer(id, op, request.audit, exit, started)
-        this.pump()
-      })
-    })
-  }
-
-  /** A request that failed before reaching a handler (rate limit, envelope). */
-  private refuse(id: string | undefined, op: string, error: ProxyError, started: number): void {
-    const wire = toWireError(error)
-    this.finish(op, {}, wire.code, failureJson(id, wire), started)
-  }
-
-  private answer(
-    id: string,
-    op: string,
-    audit: AuditFields,
-    exit: Exit.Exit<string, ProxyError>,
-    started: number
-  ): void {
-    if (Exit.isSuccess(exit)) {
-      this.finish(op, audit, "ok", successJson(id, exit.value), started, id)
-      return
-    }
-    const wire = toWireError(this.failureOf(exit.cause, op))
-    this.finish(op, audit, wire.code, failureJson(id, wire), started)
-  }
-
-  /** Sends one answer (never one over the frame limit), counts it and writes its audit line. */
-  private finish(
-    op: string,
-    audit: AuditFields,
-    outcome: string,
-    json: string,
-    started: number,
-    id?: string
-  ): void {
-    let reply = json
-    let result = outcome
-    let bytes = Buffer.byteLength(reply)
-    if (bytes > this.ctx.maxFrameBytes) {
-      const wire = toWireError(new ResponseTooLarge({ bytes }))
-      result = wire.code
-      reply = failureJson(id, wire)
-      bytes = Buffer.byteLength(reply)
-    }
-    if (!this.closed) this.send(reply, bytes)
-    this.ctx.status.request(op, result)
-    if (this.ctx.audit.requestsEnabled) {
-      this.ctx.audit.request({
-        op,
-        ...audit,
-        outcome: result,
-        durationMs: this.ctx.deadlines.now() - started
-      })
-    }
-  }
-
-  private failureOf(cause: Cause.Cause<ProxyError>, op: string): ProxyError {
-    const failure = Cause.failureOption(cause)
-    if (Option.isSome(failure)) {
-      const error = failure.value
-      if (error._tag === "StoreFailure" || error._tag === "StoreTimeout") {
-        this.ctx.audit.event("Error", "store call failed", {
-          op,
-          error: error._tag,
-          operation: error.operation
-        })
+    const read = this.ctx.readHandshake(bytes)
+    switch (read._tag) {
+      case "Dropped":
+        this.closeRejected("bad_handshake", { frame: "not a JSON object" })
+        return
+      case "Refused": {
+        const reply = handshakeRefused(read.error)
+        this.answerAndClose(read.reject, reply, { code: reply.outcome })
+        return
       }
-      return error
+      case "Accepted":
+        this.phase = { _tag: "Open", read: this.ctx.readerFor(read.version) }
+        this.send(handshakeAccepted(read.version))
     }
-    if (!Cause.isInterruptedOnly(cause)) {
-      this.ctx.audit.event("Error", "request handler died", { op, cause: Cause.pretty(cause) })
-    }
-    return new HandlerDefect({ cause: Cause.squash(cause) })
   }
 
-  private send(json: string, byteLength?: number): void {
-    this.out.add(json, byteLength)
-    // Large answers are written as they come, so a peer that stops reading is noticed within one read.
-    if (!this.batching || this.out.size >= FLUSH_AT_BYTES) this.flush()
+  private send(reply: Reply): void {
+    if (!this.closing) this.out.add(reply)
   }
 
   private flush(): void {
-    const bytes = this.out.take()
-    if (bytes !== undefined && !this.closed && !this.socket.write(bytes)) this.writeBlocked = true
+    if (!this.closing) this.out.flush()
+  }
+
+  /** Refuses with `reply` and closes once it is written. */
+  private answerAndClose(reason: RejectReason, reply: Reply, fields: Record<string, unknown>): void {
+    this.logRejection(reason, fields)
+    this.send(reply)
+    this.closeAfterWrites()
   }
 
   /** Lets pending writes flush, then closes (after a refusal the peer gets its answer). */
   private closeAfterWrites(): void {
-    if (this.closed) return
+    if (this.closing) return
     this.flush()
-    this.closed = true
-    this.socket.destroySoon()
     // A peer that never reads would keep the socket (and its slot) forever: bound the wait.
-    this.lingerUntil = this.ctx.deadlines.now() + this.ctx.partialFrameTimeoutMs
+    const until = this.ctx.deadlines.now() + this.ctx.config.partialFrameTimeoutMs
+    this.phase = { _tag: "Lingering", until }
+    this.socket.destroySoon()
     this.ctx.deadlines.watch(this)
   }
 
-  /** Reads flow only while the peer reads our answers, few enough requests are in flight and we are not yielding. */
+  /** Reads flow exactly while frames may be handled. */
   private updateFlow(): void {
-    if (this.closed) return
-    const mayRead =
-      !this.draining && !this.writeBlocked && !this.yielding && this.inFlight < this.ctx.maxInFlight
-    if (mayRead) {
-      if (this.socket.isPaused()) this.socket.resume()
-    } else if (!this.socket.isPaused()) {
-      this.socket.pause()
-    }
+    if (this.closing || this.mayRead === !this.socket.isPaused()) return
+    if (this.mayRead) this.socket.resume()
+    else this.socket.pause()
   }
 
-  /** After the peer half-closed: answer what was received, then close. */
+  /**
+   * After the peer half-closed: once every frame it sent is answered, close.
+   * Frames still held back (requests at the limit, a yielded turn, a peer not
+   * reading) keep it open until they are.
+   */
   private finishIfDone(): void {
-    // Frames held back (peer not reading, a yielded turn, requests at the limit) are still to be answered.
-    if (
-      this.closed ||
-      !this.peerEnded ||
-      this.inFlight > 0 ||
-      this.draining ||
-      this.yielding ||
-      this.writeBlocked
-    )
-      return
+    if (!this.peerEnded || this.closing || this.requests.inFlight > 0) return
+    if (this.draining || this.yielding || this.out.blocked) return
     this.closeAfterWrites()
   }
 }

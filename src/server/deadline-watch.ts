@@ -2,7 +2,7 @@ import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { monotonicMillis } from "../services/monotonic.js"
+import { monotonicMillis } from "../lib/monotonic.js"
 
 /** Something with a deadline (Clock milliseconds) and what to do when it passes. */
 export interface Expirable {

@@ -1,75 +1,38 @@
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
-import type * as ParseResult from "effect/ParseResult"
-import * as Schema from "effect/Schema"
-import {
-  InvalidRequest,
-  NotFound,
-  OperationUnavailable,
-  type ProxyError,
-  type StoreError,
-  StoreTimeout,
-  Unauthorized
-} from "../errors/errors.js"
+import * as Option from "effect/Option"
+import { NotFound, OperationUnavailable, type ProxyError, Unauthorized } from "../errors/errors.js"
 import { DEFAULT_BUCKET } from "../protocol/names.js"
-import { type Operation, type PayloadOf, requestSchema } from "../protocol/operations.js"
-import { describeParseIssue } from "../protocol/parse-issue.js"
-import { mergeTokens, sanitizedTokenJson, withoutRefreshToken } from "../protocol/token.js"
+import type { DecodedRequest, Operation, PayloadOf } from "../protocol/operations.js"
+import { mergeTokens, type OAuthToken, sanitizedTokenJson, withoutRefreshToken } from "../protocol/token.js"
 import type { AccessPolicyShape } from "../services/AccessPolicy.js"
 import type { KeyStorageShape } from "../services/KeyStorage.js"
 import type { RefreshCoordinatorShape } from "../services/RefreshCoordinator.js"
 import type { TokenRenewalShape } from "../services/TokenRenewal.js"
 import type { TokenKey, TokenStoreShape } from "../services/TokenStore.js"
-import { flatMapInline, mapInline, orElseSucceedInline } from "./inline.js"
-
-/** Names a request touches, for the audit line (never a secret). */
-export interface AuditFields {
-  readonly provider?: string
-  readonly bucket?: string
-  readonly key?: string
-}
-
-/** A decoded, authorized request, ready to run: its result is the `data` object as JSON. */
-export interface PreparedRequest {
-  readonly audit: AuditFields
-  readonly result: Effect.Effect<string, ProxyError>
-}
-
-/**
- * One handler per operation (PROTOCOL.md §6), chosen by one lookup. Each
- * operation decodes its payload with a precompiled schema decoder, is checked
- * against the access policy, then runs; nothing touches a store before both
- * checks pass. Results that are already complete come back as an `Exit`.
- */
-export interface Operations {
-  /** Decodes, authorizes and starts one request frame (a parsed JSON object with a usable id). */
-  readonly prepare: (op: Operation, request: Readonly<Record<string, unknown>>) => PreparedRequest
-}
+import { fromStore, type Handled, refuse, run } from "./handled.js"
 
 export interface OperationDeps {
   readonly tokens: TokenStoreShape
   readonly keys: KeyStorageShape
   readonly policy: AccessPolicyShape
-  /** `refresh_token` (PROTOCOL.md §6): the coordinator applies its own deadlines. */
+  /** `refresh_token` (PROTOCOL.md §6). */
   readonly refresh: RefreshCoordinatorShape
   /** Proactive renewal, told about every token `get_token` answers. */
   readonly renewal: TokenRenewalShape
-  readonly storeCallTimeoutMs: number
 }
 
+/** One operation: whether the access policy allows the request, then what answers it. */
 interface OperationSpec<P> {
-  /** Decodes the whole request frame (envelope and payload). */
-  readonly decode: (request: unknown) => Either.Either<{ readonly payload: P }, ParseResult.ParseError>
-  readonly audit: (payload: P) => AuditFields
-  /** False when the access policy forbids the request. */
   readonly authorize: (payload: P) => boolean
-  readonly run: (payload: P) => Effect.Effect<string, ProxyError>
+  readonly run: (payload: P) => Handled
 }
 
-const EMPTY_OBJECT_JSON = "{}"
-const denied = Exit.fail(new Unauthorized({ reason: "not allowed by the access policy" }))
+type Specs = { readonly [Op in Operation]: OperationSpec<PayloadOf<Op>> }
+
+const DENIED = refuse(new Unauthorized({ reason: "Policy" }))
+const TOKEN_NOT_FOUND = Either.left(new NotFound({ what: "token" }))
+const KEY_NOT_FOUND = Either.left(new NotFound({ what: "api key" }))
 
 const tokenKey = (payload: {
   readonly provider: string
@@ -79,186 +42,142 @@ const tokenKey = (payload: {
   bucket: payload.bucket ?? DEFAULT_BUCKET
 })
 
-const tokenAudit = (payload: {
-  readonly provider: string
-  readonly bucket?: string | undefined
-}): AuditFields => ({
-  provider: payload.provider,
-  bucket: payload.bucket ?? DEFAULT_BUCKET
-})
+const json = (value: unknown): Either.Either<string, ProxyError> => Either.right(JSON.stringify(value))
 
-export const makeOperations = (deps: OperationDeps): Operations => {
+/** A list operation never fails on a store error (§6): an empty list instead. */
+const orEmpty = <A>(list: Effect.Effect<ReadonlyArray<A>, ProxyError>) => Effect.orElseSucceed(list, () => [])
+
+/**
+ * One handler per operation (PROTOCOL.md §6), chosen by one lookup: the
+ * access policy first, then the handler; a refused request touches no store.
+ * Handlers answer from what the stores already hold where they can
+ * (`fromStore`) and otherwise describe the work; they never run it.
+ */
+export const makeOperations = (deps: OperationDeps): ((request: DecodedRequest) => Handled) => {
   const { tokens, keys, policy, refresh, renewal } = deps
-  const timeout = Duration.millis(deps.storeCallTimeoutMs)
+  const allowsToken = (p: { readonly provider: string; readonly bucket?: string | undefined }) =>
+    policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET)
 
-  /** The host-side deadline of one store call (§10); completed results stay inline. */
-  const storeCall =
-    (operation: string) =>
-    <A, R>(call: Effect.Effect<A, StoreError, R>): Effect.Effect<A, StoreError, R> =>
-      Exit.isExit(call)
-        ? call
-        : Effect.timeoutFail(call, { duration: timeout, onTimeout: () => new StoreTimeout({ operation }) })
-
-  const getToken = (key: TokenKey) =>
-    flatMapInline(storeCall("get token")(tokens.get(key)), (token) =>
-      token === undefined ? Exit.fail(new NotFound({ what: "token" })) : Exit.succeed(token)
+  /** The stored token of `key`, answered by `answer`, or NOT_FOUND. */
+  const withToken = (key: TokenKey, answer: (token: OAuthToken) => Either.Either<string, ProxyError>) =>
+    fromStore(
+      tokens.cached(key),
+      () => tokens.get(key),
+      (token) => (token === undefined ? TOKEN_NOT_FOUND : answer(token))
     )
 
-  /** `{"key":...}` around one string serialization. */
-  const keyJson = (value: string): string => `{"key":${JSON.stringify(value)}}`
+  /** Holds the key's lock (the one `refresh_token` takes) while `work` runs. */
+  const locked = (key: TokenKey, work: Effect.Effect<void, ProxyError>) =>
+    run(Effect.as(Effect.scoped(Effect.zipRight(tokens.lock(key), work)), "{}"))
 
-  const spec = <Op extends Operation>(
-    op: Op,
-    handler: Omit<OperationSpec<PayloadOf<Op>>, "decode">
-  ): OperationSpec<PayloadOf<Op>> => ({
-    decode: Schema.decodeUnknownEither(requestSchema(op)),
-    ...handler
+  /** A provider is listed when every bucket is allowed, or an allowed bucket of it holds a token (§14). */
+  const listable = (provider: string): Effect.Effect<boolean, ProxyError> =>
+    policy.allowsEveryBucket(provider)
+      ? Effect.succeed(true)
+      : policy.allowsProvider(provider)
+        ? Effect.map(tokens.listBuckets(provider), (buckets) =>
+            buckets.some((bucket) => policy.allowsToken(provider, bucket))
+          )
+        : Effect.succeed(false)
+
+  const notAvailable = (op: Operation): OperationSpec<unknown> => ({
+    authorize: () => true,
+    run: () => refuse(new OperationUnavailable({ op }))
   })
 
-  const notYet = <Op extends Operation>(op: Op) =>
-    spec(op, {
-      audit: () => ({}),
-      authorize: () => true,
-      run: () => Exit.fail(new OperationUnavailable({ op }))
-    })
-
-  const specs: { readonly [Op in Operation]: OperationSpec<PayloadOf<Op>> } = {
-    get_token: spec("get_token", {
-      audit: tokenAudit,
-      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+  const specs: Specs = {
+    get_token: {
+      authorize: allowsToken,
       run: (p) => {
         const key = tokenKey(p)
-        return mapInline(getToken(key), (token) => {
+        return withToken(key, (token) => {
           renewal.watch(key, token)
-          return sanitizedTokenJson(token)
+          return Either.right(sanitizedTokenJson(token))
         })
       }
-    }),
-
-    save_token: spec("save_token", {
-      audit: tokenAudit,
-      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+    },
+    save_token: {
+      authorize: allowsToken,
       run: (p) => {
         const key = tokenKey(p)
         const incoming = withoutRefreshToken(p.token)
-        return Effect.scoped(
-          Effect.gen(function* () {
-            yield* storeCall("lock token")(tokens.lock(key))
-            const stored = yield* storeCall("read token")(tokens.getLatest(key))
-            yield* storeCall("save token")(tokens.save(key, mergeTokens(stored, incoming)))
-            return EMPTY_OBJECT_JSON
-          })
+        return locked(
+          key,
+          Effect.flatMap(tokens.getLatest(key), (stored) => tokens.save(key, mergeTokens(stored, incoming)))
         )
       }
-    }),
-
-    remove_token: spec("remove_token", {
-      audit: tokenAudit,
-      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+    },
+    remove_token: {
+      authorize: allowsToken,
       run: (p) => {
         const key = tokenKey(p)
-        return Effect.scoped(
-          Effect.zipRight(
-            storeCall("lock token")(tokens.lock(key)),
-            Effect.as(storeCall("remove token")(tokens.remove(key)), EMPTY_OBJECT_JSON)
+        return locked(key, tokens.remove(key))
+      }
+    },
+    list_providers: {
+      authorize: () => true,
+      run: () =>
+        run(
+          Effect.map(
+            orEmpty(Effect.flatMap(tokens.listProviders, (all) => Effect.filter(all, listable))),
+            (providers) => JSON.stringify({ providers })
           )
         )
-      }
-    }),
-
-    list_providers: spec("list_providers", {
-      audit: () => ({}),
-      authorize: () => true,
-      run: () =>
-        orElseSucceedInline(
-          flatMapInline(storeCall("list providers")(tokens.listProviders), (providers) =>
-            Effect.filter(providers, (provider) =>
-              policy.allowsEveryBucket(provider)
-                ? Effect.succeed(true)
-                : policy.allowsProvider(provider)
-                  ? Effect.map(storeCall("list buckets")(tokens.listBuckets(provider)), (buckets) =>
-                      buckets.some((bucket) => policy.allowsToken(provider, bucket))
-                    )
-                  : Effect.succeed(false)
-            )
-          ),
-          []
-        ).pipe((listed) => mapInline(listed, (providers) => JSON.stringify({ providers })))
-    }),
-
-    list_buckets: spec("list_buckets", {
-      audit: (p) => ({ provider: p.provider }),
+    },
+    list_buckets: {
       authorize: (p) => policy.allowsProvider(p.provider),
       run: (p) =>
-        mapInline(
-          orElseSucceedInline(storeCall("list buckets")(tokens.listBuckets(p.provider)), []),
-          (buckets) => JSON.stringify({ buckets: buckets.filter((b) => policy.allowsToken(p.provider, b)) })
+        run(
+          Effect.map(orEmpty(tokens.listBuckets(p.provider)), (buckets) =>
+            JSON.stringify({ buckets: buckets.filter((bucket) => policy.allowsToken(p.provider, bucket)) })
+          )
         )
-    }),
-
-    get_bucket_stats: spec("get_bucket_stats", {
-      audit: tokenAudit,
-      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
+    },
+    get_bucket_stats: {
+      authorize: allowsToken,
       run: (p) => {
         const key = tokenKey(p)
-        return mapInline(getToken(key), () =>
-          JSON.stringify({ bucket: key.bucket, requestCount: 0, percentage: 0 })
-        )
+        return withToken(key, () => json({ bucket: key.bucket, requestCount: 0, percentage: 0 }))
       }
-    }),
-
-    get_api_key: spec("get_api_key", {
-      audit: (p) => ({ key: p.name }),
+    },
+    get_api_key: {
       authorize: (p) => policy.allowsKey(p.name),
       run: (p) =>
-        flatMapInline(storeCall("get api key")(keys.get(p.name)), (value) =>
-          value === undefined ? Exit.fail(new NotFound({ what: "api key" })) : Exit.succeed(keyJson(value))
+        fromStore(
+          keys.cached(p.name),
+          () => keys.get(p.name),
+          (value) => (value === undefined ? KEY_NOT_FOUND : Either.right(`{"key":${JSON.stringify(value)}}`))
         )
-    }),
-
-    has_api_key: spec("has_api_key", {
-      audit: (p) => ({ key: p.name }),
+    },
+    has_api_key: {
       authorize: (p) => policy.allowsKey(p.name),
       run: (p) =>
-        mapInline(storeCall("check api key")(keys.has(p.name)), (exists) =>
-          exists ? '{"exists":true}' : '{"exists":false}'
+        fromStore(
+          Option.map(keys.cached(p.name), (value) => value !== undefined),
+          () => keys.has(p.name),
+          (exists) => Either.right(exists ? '{"exists":true}' : '{"exists":false}')
         )
-    }),
-
-    list_api_keys: spec("list_api_keys", {
-      audit: () => ({}),
+    },
+    list_api_keys: {
       authorize: () => true,
       run: () =>
-        mapInline(orElseSucceedInline(storeCall("list api keys")(keys.list), []), (names) =>
-          JSON.stringify({ keys: names.filter(policy.allowsKey) })
+        run(
+          Effect.map(orEmpty(keys.list), (names) => JSON.stringify({ keys: names.filter(policy.allowsKey) }))
         )
-    }),
-
-    refresh_token: spec("refresh_token", {
-      audit: tokenAudit,
-      authorize: (p) => policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET),
-      run: (p) => Effect.map(refresh.refresh(tokenKey(p)), sanitizedTokenJson)
-    }),
-    oauth_initiate: notYet("oauth_initiate"),
-    oauth_exchange: notYet("oauth_exchange"),
-    oauth_poll: notYet("oauth_poll"),
-    oauth_cancel: notYet("oauth_cancel")
+    },
+    refresh_token: {
+      authorize: allowsToken,
+      run: (p) => run(Effect.map(refresh.refresh(tokenKey(p)), sanitizedTokenJson))
+    },
+    oauth_initiate: notAvailable("oauth_initiate"),
+    oauth_exchange: notAvailable("oauth_exchange"),
+    oauth_poll: notAvailable("oauth_poll"),
+    oauth_cancel: notAvailable("oauth_cancel")
   }
 
-  return {
-    prepare: (op, request) => {
-      const operation = specs[op] as OperationSpec<unknown>
-      const decoded = operation.decode(request.payload === undefined ? { ...request, payload: {} } : request)
-      if (Either.isLeft(decoded)) {
-        return {
-          audit: {},
-          result: Exit.fail(new InvalidRequest({ reason: describeParseIssue(decoded.left.issue) }))
-        }
-      }
-      const payload = decoded.right.payload
-      const audit = operation.audit(payload)
-      if (!operation.authorize(payload)) return { audit, result: denied }
-      return { audit, result: operation.run(payload) }
-    }
+  return (request) => {
+    // The request's op picks its spec; TypeScript cannot relate the two through the table, hence the cast.
+    const spec = specs[request.op] as OperationSpec<unknown>
+    return spec.authorize(request.payload) ? spec.run(request.payload) : DENIED
   }
 }

@@ -6,6 +6,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { ServerStartError } from "../errors/startup.js"
+import { PROTOCOL_VERSION } from "../protocol/limits.js"
 import { AccessPolicy } from "../services/AccessPolicy.js"
 import { AuditLog } from "../services/AuditLog.js"
 import { CapabilityGate } from "../services/CapabilityGate.js"
@@ -15,10 +16,15 @@ import { RateLimiter } from "../services/RateLimiter.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
 import { TokenRenewal } from "../services/TokenRenewal.js"
 import { TokenStore } from "../services/TokenStore.js"
-import { Connection, type ConnectionContext } from "./connection.js"
+import { Connection } from "./connection.js"
+import type { ConnectionContext } from "./connection-context.js"
 import { startDeadlineWatch } from "./deadline-watch.js"
 import { listen, removeSocketFile } from "./listener.js"
 import { makeOperations } from "./operations.js"
+import { readHandshake } from "./read-handshake.js"
+import { makeRequestReader } from "./read-request.js"
+import { REJECTION_LOG } from "./rejections.js"
+import { makeRequestLog } from "./request-log.js"
 import { ServerConfig } from "./ServerConfig.js"
 import { ServerStatus, type StatusSnapshot } from "./ServerStatus.js"
 import { chooseSocketPath, defaultSocketDir, prepareSocketDir } from "./socket-path.js"
@@ -56,13 +62,12 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     const limiter = yield* RateLimiter
     const capability = yield* CapabilityGate
     const status = new ServerStatus()
-    const operations = makeOperations({
+    const handle = makeOperations({
       tokens: yield* TokenStore,
       keys: yield* KeyStorage,
       policy: yield* AccessPolicy,
       refresh: yield* RefreshCoordinator,
-      renewal: yield* TokenRenewal,
-      storeCallTimeoutMs: config.storeCallTimeoutMs
+      renewal: yield* TokenRenewal
     })
 
     // The path length is checked before the directory is created, so a refused path leaves nothing behind.
@@ -100,25 +105,24 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       })
     )
 
+    const versions = { min: PROTOCOL_VERSION, max: PROTOCOL_VERSION }
+    const reader = makeRequestReader(PROTOCOL_VERSION)
     const context: ConnectionContext = {
-      operations,
+      readHandshake: (bytes) => readHandshake(bytes, versions, capability),
+      readerFor: () => reader,
+      handle,
+      requests: makeRequestLog(audit, status, deadlines),
       audit,
-      capability,
       status,
       deadlines,
       fork: (effect) => fork(effect),
-      maxFrameBytes: config.maxFrameBytes,
-      maxFramesPerRead: config.maxFramesPerRead,
-      maxBufferedBytes: config.maxBufferedBytes,
-      maxInFlight: config.maxInFlightPerConnection,
-      handshakeTimeoutMs: config.handshakeTimeoutMs,
-      partialFrameTimeoutMs: config.partialFrameTimeoutMs,
+      config,
       onClosed: (connection) => connections.delete(connection)
     }
 
     const clock = yield* Effect.clock
-    const logPeerRefused = throttledEvent(audit, clock, "Warning", "connection refused: peer uid not allowed")
-    const logTooMany = throttledEvent(audit, clock, "Warning", "connection refused: too many connections")
+    const logPeerRefused = throttledEvent(audit, clock, REJECTION_LOG.peer)
+    const logTooMany = throttledEvent(audit, clock, REJECTION_LOG.max_connections)
 
     /** The accept path reads top to bottom: ask the kernel who it is, enforce the cap, then allocate state. */
     const accept = (socket: net.Socket): void => {
@@ -150,7 +154,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       } catch (defect) {
         status.reject("internal")
         audit.event("Error", "accepting a connection failed; closed it", {
-          cause: defect instanceof Error ? defect.message : String(defect)
+          defect: defect instanceof Error ? defect.name : typeof defect
         })
         socket.destroy()
       }

@@ -1,6 +1,6 @@
 import type * as Clock from "effect/Clock"
+import { monotonicMillis } from "../lib/monotonic.js"
 import type { AuditLevel, AuditLogShape } from "../services/AuditLog.js"
-import { monotonicMillis } from "../services/monotonic.js"
 
 /**
  * An audit event written at most once per interval, with the number of
@@ -10,10 +10,10 @@ import { monotonicMillis } from "../services/monotonic.js"
 export const throttledEvent = (
   audit: AuditLogShape,
   clock: Clock.Clock,
-  level: AuditLevel,
-  message: string,
+  line: { readonly level: AuditLevel; readonly message: string },
   intervalMs = 1_000
 ) => {
+  const { level, message } = line
   let last = Number.NEGATIVE_INFINITY
   let suppressed = 0
   return (fields: Readonly<Record<string, unknown>>): void => {

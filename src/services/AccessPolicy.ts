@@ -1,6 +1,5 @@
 import * as Context from "effect/Context"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import { isValidName, NAME_RULE } from "../protocol/names.js"
 
 /**
@@ -63,6 +62,3 @@ export const makeAccessPolicy = (
     allowsKey: (name) => keysOpen || keyPatterns.some((p) => matches(p, name))
   }
 }
-
-export const layer = (tokenPatterns: ReadonlyArray<TokenPattern>, keyPatterns: ReadonlyArray<string>) =>
-  Layer.succeed(AccessPolicy, makeAccessPolicy(tokenPatterns, keyPatterns))

@@ -1,6 +1,5 @@
 import * as crypto from "node:crypto"
 import * as Context from "effect/Context"
-import * as Layer from "effect/Layer"
 
 /**
  * The second gate of PROTOCOL.md §9: a secret the inner process presents in
@@ -36,5 +35,3 @@ export const makeCapabilityGate = (secret: string | undefined): CapabilityGateSh
       typeof presented === "string" && crypto.timingSafeEqual(digest(presented), expected)
   }
 }
-
-export const layer = (secret: string | undefined) => Layer.succeed(CapabilityGate, makeCapabilityGate(secret))

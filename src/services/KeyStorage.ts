@@ -1,13 +1,16 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import type { StoreError } from "../errors/errors.js"
 
 /**
- * Holds API keys by name. The socket only reads (`get`, `has`, `list`);
- * `set` and `remove` are for the host CLI. Like the token store, reads may be
- * cached for at most 1 s and may complete as an `Exit`.
+ * Holds API keys by name. The socket only reads (`cached`, `get`, `has`,
+ * `list`); `set` and `remove` are for the host CLI. Like the token store, it
+ * may answer from memory that is at most 1 s behind other processes.
  */
 export interface KeyStorageShape {
+  /** What the storage already holds for `name`, without I/O: `Some(key)`, `Some(undefined)` (known absent) or `None`. */
+  readonly cached: (name: string) => Option.Option<string | undefined>
   readonly get: (name: string) => Effect.Effect<string | undefined, StoreError>
   readonly has: (name: string) => Effect.Effect<boolean, StoreError>
   readonly list: Effect.Effect<ReadonlyArray<string>, StoreError>

@@ -1,5 +1,4 @@
 import * as Context from "effect/Context"
-import * as Layer from "effect/Layer"
 
 /**
  * One OAuth provider the host can refresh tokens with (PROTOCOL.md §16), as
@@ -38,13 +37,6 @@ export const make = (providers: ReadonlyArray<OAuthProvider>): OAuthProvidersSha
   const names = [...byName.keys()].sort()
   return { get: (name) => byName.get(name), names }
 }
-
-/** A fixed set of providers (tests, embedders); the providers file is `ProvidersFile.layer`. */
-export const layer = (providers: ReadonlyArray<OAuthProvider>): Layer.Layer<OAuthProviders> =>
-  Layer.succeed(OAuthProviders, make(providers))
-
-/** No providers: every `refresh_token` answers `PROVIDER_NOT_FOUND`. */
-export const none: Layer.Layer<OAuthProviders> = layer([])
 
 /** Hosts where plain `http` is allowed (§16): the loopback interface only. */
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"])

@@ -1,8 +1,4 @@
-import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import { monotonicMillis } from "./monotonic.js"
 
 /** One connection's budget: `take` answers 0 when the request may go on, else the seconds to wait (0 < s <= 1). */
 export interface ConnectionRateLimit {
@@ -10,9 +6,8 @@ export interface ConnectionRateLimit {
 }
 
 /**
- * Per-connection request rate limit (PROTOCOL.md §10) as a token bucket on the
- * Effect `Clock`: `perSecond` requests a second, refilled continuously, with a
- * burst of one second's worth. `0` turns it off.
+ * Per-connection request rate limit (PROTOCOL.md §10): `forConnection` gives
+ * each new connection its own budget.
  */
 export interface RateLimiterShape {
   readonly forConnection: () => ConnectionRateLimit
@@ -20,33 +15,31 @@ export interface RateLimiterShape {
 
 export class RateLimiter extends Context.Tag("credproxy/RateLimiter")<RateLimiter, RateLimiterShape>() {}
 
-const UNLIMITED: ConnectionRateLimit = { take: () => 0 }
+export const UNLIMITED: ConnectionRateLimit = { take: () => 0 }
 
-export const makeRateLimiter = (perSecond: number, clock: Clock.Clock): RateLimiterShape => ({
-  forConnection: () => {
-    if (perSecond <= 0) return UNLIMITED
-    let tokens = perSecond
-    let last = monotonicMillis(clock)
-    return {
-      take: () => {
-        const now = monotonicMillis(clock)
-        if (now > last) {
-          tokens = Math.min(perSecond, tokens + ((now - last) * perSecond) / 1000)
-          last = now
-        }
-        if (tokens >= 1) {
-          tokens -= 1
-          return 0
-        }
-        const seconds = (1 - tokens) / perSecond
-        return Math.min(1, Math.max(0.001, Math.ceil(seconds * 1000) / 1000))
+/**
+ * A token bucket: `perSecond` requests a second, refilled continuously, with
+ * a burst of one second's worth; `nowMs` is a monotonic clock in
+ * milliseconds. The wait it answers is rounded up to the millisecond and
+ * never more than a second.
+ */
+export const tokenBucket = (perSecond: number, nowMs: () => number): ConnectionRateLimit => {
+  if (perSecond <= 0) return UNLIMITED
+  let tokens = perSecond
+  let last = nowMs()
+  return {
+    take: () => {
+      const now = nowMs()
+      if (now > last) {
+        tokens = Math.min(perSecond, tokens + ((now - last) * perSecond) / 1000)
+        last = now
       }
+      if (tokens >= 1) {
+        tokens -= 1
+        return 0
+      }
+      const seconds = (1 - tokens) / perSecond
+      return Math.min(1, Math.max(0.001, Math.ceil(seconds * 1000) / 1000))
     }
   }
-})
-
-export const layer = (perSecond: number) =>
-  Layer.effect(
-    RateLimiter,
-    Effect.map(Effect.clock, (clock) => makeRateLimiter(perSecond, clock))
-  )
+}

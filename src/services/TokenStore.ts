@@ -1,5 +1,6 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { StoreError } from "../errors/errors.js"
 import type { OAuthToken } from "../protocol/token.js"
@@ -13,13 +14,19 @@ export interface TokenKey {
 export const tokenKeyString = (key: TokenKey): string => `${key.provider}:${key.bucket}`
 
 /**
- * Holds full OAuth tokens (refresh tokens included). Implementations may
- * answer `get` from a cache, but must show another process's writes within
- * 1 s and their own at once; a completed lookup may be returned as an `Exit`
- * so the server can answer it without forking.
+ * Holds full OAuth tokens (refresh tokens included). A store may keep what it
+ * read in memory, but must show another process's writes within 1 s and its
+ * own at once.
  */
 export interface TokenStoreShape {
-  /** The stored token, possibly from a cache that is at most 1 s behind other processes. */
+  /**
+   * What the store already holds for `key` and still trusts, read
+   * synchronously without I/O: `Some(token)`, `Some(undefined)` when it knows
+   * nothing is stored, `None` when only `get` can tell. The server answers
+   * from this without starting any work (see docs/ARCHITECTURE.md).
+   */
+  readonly cached: (key: TokenKey) => Option.Option<OAuthToken | undefined>
+  /** The stored token, possibly from memory that is at most 1 s behind other processes. */
   readonly get: (key: TokenKey) => Effect.Effect<OAuthToken | undefined, StoreError>
   /** The stored token as it is now on the backing store; use under `lock`. */
   readonly getLatest: (key: TokenKey) => Effect.Effect<OAuthToken | undefined, StoreError>
@@ -30,7 +37,7 @@ export interface TokenStoreShape {
   readonly listProviders: Effect.Effect<ReadonlyArray<string>, StoreError>
   /** Buckets of a provider that hold a token; `[]` for an unknown provider. */
   readonly listBuckets: (provider: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
-  /** The provider:bucket lock, held until the scope closes; exclusive within this process and across processes. */
+  /** The provider:bucket lock, held until the scope closes; exclusive within this process (and across processes where the store can). */
   readonly lock: (key: TokenKey) => Effect.Effect<void, StoreError, Scope.Scope>
 }
 

@@ -56,7 +56,8 @@ describe("connection flood (issue 3)", () => {
     `${FLOOD} connections at once against maxConnections ${LIMIT}: the excess is closed without a frame, served ones go on`,
     () =>
       Effect.gen(function* () {
-        const server = yield* startServer({ config: { maxConnections: LIMIT } })
+        // No rate limit: the steady client asks in a tight loop while the flood runs.
+        const server = yield* startServer({ config: { maxConnections: LIMIT }, rateLimit: 0 })
         const steady = yield* Effect.promise(() => FrameClient.open(server.socketPath))
 
         // Wave 1: one slot is the steady client's, so exactly LIMIT - 1 of the flood are served.

@@ -369,7 +369,8 @@ describe("fuzzing a live server (issue 3)", () => {
     "random bytes, random JSON, random handshakes and mutated requests: safe answers, no crash, no leak",
     () =>
       Effect.gen(function* () {
-        const server = yield* startServer({ allow: ALLOW, allowKeys: ALLOW_KEYS })
+        // Off: the steady client asks after every run, far more often than 60 times a second.
+        const server = yield* startServer({ allow: ALLOW, allowKeys: ALLOW_KEYS, rateLimit: 0 })
         yield* seed(server)
         const steady = yield* Effect.promise(() => FrameClient.open(server.socketPath))
         let steadyRequests = 0

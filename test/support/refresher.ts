@@ -7,14 +7,10 @@ import { type RefreshedToken, TokenRefresher } from "../../src/services/TokenRef
 /** What one upstream call does: answer (fields over the default answer) or fail with a kind. */
 export type Outcome =
   | { readonly _tag: "Answer"; readonly fields?: Partial<RefreshedToken> }
-  | { readonly _tag: "Fail"; readonly reason: RefreshFailure["reason"]; readonly detail?: string }
+  | { readonly _tag: "Fail"; readonly reason: RefreshFailure["reason"] }
 
 export const answer = (fields: Partial<RefreshedToken> = {}): Outcome => ({ _tag: "Answer", fields })
-export const fail = (reason: RefreshFailure["reason"], detail = "scripted"): Outcome => ({
-  _tag: "Fail",
-  reason,
-  detail
-})
+export const fail = (reason: RefreshFailure["reason"]): Outcome => ({ _tag: "Fail", reason })
 
 /**
  * A token endpoint that does what the test says: each upstream call takes the
@@ -50,7 +46,8 @@ export const scriptedRefresher = (): ScriptedRefresher => {
               new RefreshFailure({
                 provider: provider.name,
                 reason: outcome.reason,
-                detail: outcome.detail ?? ""
+                kind: outcome.reason === "Transient" ? "Network" : "ErrorAnswer",
+                ...(outcome.reason === "Rejected" ? { error: "invalid_grant" as const } : {})
               })
             )
           : Effect.succeed<RefreshedToken>({

@@ -3,27 +3,21 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as FileKeyStorage from "../../src/layers/FileKeyStorage.js"
-import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
-import * as OAuthTokenRefresher from "../../src/layers/OAuthTokenRefresher.js"
-import * as PeerVerifierNative from "../../src/layers/PeerVerifierNative.js"
-import * as RecordingAuditLog from "../../src/layers/RecordingAuditLog.js"
-import { withRefresh } from "../../src/server/refresh-layer.js"
-import * as ServerConfig from "../../src/server/ServerConfig.js"
+import * as ProvidersFile from "../../src/layers/ProvidersFile.js"
+import type { ServerConfigShape } from "../../src/server/ServerConfig.js"
 import type { StatusSnapshot } from "../../src/server/ServerStatus.js"
 import { serve } from "../../src/server/serve.js"
-import * as AccessPolicy from "../../src/services/AccessPolicy.js"
-import * as CapabilityGate from "../../src/services/CapabilityGate.js"
+import { serverLayer } from "../../src/server/server-layer.js"
 import type { KeyStorage } from "../../src/services/KeyStorage.js"
 import type { OAuthProvider } from "../../src/services/OAuthProviders.js"
-import * as OAuthProviders from "../../src/services/OAuthProviders.js"
 import type { PeerVerifier } from "../../src/services/PeerVerifier.js"
-import * as RateLimiter from "../../src/services/RateLimiter.js"
 import type { TokenRefresher } from "../../src/services/TokenRefresher.js"
 import { TokenRenewal, type TokenRenewalShape } from "../../src/services/TokenRenewal.js"
 import type { TokenStore } from "../../src/services/TokenStore.js"
+import * as RecordingAuditLog from "./recording-audit-log.js"
 
 /** A fresh private directory (0700) under the real temp dir, removed when the scope closes. */
 export const tempDir = (prefix = "cp-"): Effect.Effect<string, never, Scope.Scope> =>
@@ -35,14 +29,15 @@ export const tempDir = (prefix = "cp-"): Effect.Effect<string, never, Scope.Scop
 export interface TestServerOptions {
   readonly allow?: ReadonlyArray<string>
   readonly allowKeys?: ReadonlyArray<string>
+  /** Requests per second per connection; the binary's default (60) unless given. */
   readonly rateLimit?: number
   readonly capabilityToken?: string
-  readonly config?: Partial<ServerConfig.ServerConfigShape>
+  readonly config?: Partial<ServerConfigShape>
   /** Replaces the file stores (for tests about logic, or stores that misbehave on command). */
   readonly stores?: Layer.Layer<TokenStore | KeyStorage>
   /** Replaces the kernel peer check (for tests of the accept path's containment). */
   readonly peers?: Layer.Layer<PeerVerifier>
-  /** Configured OAuth providers (default: none). */
+  /** Configured OAuth providers (default: the providers file of the data dir, which is missing: none). */
   readonly providers?: ReadonlyArray<OAuthProvider>
   /** Replaces the real (oauth4webapi) refresher, e.g. with one that fails on command. */
   readonly refresher?: Layer.Layer<TokenRefresher>
@@ -60,19 +55,11 @@ export interface TestServer {
   readonly renewal: TokenRenewalShape
 }
 
-const patterns = <A>(
-  specs: ReadonlyArray<string>,
-  parse: (spec: string) => import("effect/Either").Either<A, string>
-) =>
-  specs.map((spec) => {
-    const parsed = parse(spec)
-    if (parsed._tag === "Left") throw new Error(parsed.left)
-    return parsed.right
-  })
-
 /**
- * Starts the real server (real socket, real kernel peer check, by default the
- * real file store in a temp dir) in the caller's scope, on the caller's Clock.
+ * Starts the real server with the production composition (`serverLayer`:
+ * real socket, real kernel peer check, by default the real file store in a
+ * temp dir), in the caller's scope and on the caller's Clock. Only the audit
+ * log is swapped, for one that records.
  */
 export const startServer = (options: TestServerOptions = {}): Effect.Effect<TestServer, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -80,26 +67,27 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
     const dataDir = path.join(root, "data")
     const socketDir = path.join(root, "sock")
     const audit = RecordingAuditLog.makeRecording()
-    const stores = options.stores ?? Layer.merge(FileTokenStore.layer(dataDir), FileKeyStorage.layer(dataDir))
-    const layer = Layer.mergeAll(
-      withRefresh(
-        Layer.mergeAll(
-          stores,
-          OAuthProviders.layer(options.providers ?? []),
-          options.refresher ?? OAuthTokenRefresher.layer
-        ),
-        { callTimeoutMs: options.config?.storeCallTimeoutMs, jitter: options.jitter }
-      ),
-      AccessPolicy.layer(
-        patterns(options.allow ?? [], AccessPolicy.parseTokenPattern),
-        patterns(options.allowKeys ?? [], AccessPolicy.parseKeyPattern)
-      ),
-      RateLimiter.layer(options.rateLimit ?? 0),
-      CapabilityGate.layer(options.capabilityToken),
-      ServerConfig.layer({ socketDir, ...options.config }),
-      options.peers ?? PeerVerifierNative.layer({ allowUids: [] })
-    ).pipe(Layer.provideMerge(RecordingAuditLog.layer(audit)))
-    const context = yield* Layer.build(layer).pipe(Effect.orDie)
+    const layer = serverLayer(
+      {
+        dataDir,
+        socketDir,
+        allow: options.allow,
+        allowKeys: options.allowKeys,
+        rateLimit: options.rateLimit,
+        capabilityToken: options.capabilityToken
+      },
+      {
+        stores: options.stores,
+        providers: options.providers === undefined ? undefined : ProvidersFile.fromList(options.providers),
+        refresher: options.refresher,
+        peers: options.peers,
+        audit: RecordingAuditLog.layer(audit),
+        config: options.config,
+        renewalJitter: options.jitter
+      }
+    )
+    if (Either.isLeft(layer)) return yield* Effect.die(layer.left)
+    const context = yield* Layer.build(layer.right).pipe(Effect.orDie)
     const { socketPath, status } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
     const renewal = Context.get(context, TokenRenewal)
     return { socketPath, dataDir, socketDir, audit, status, renewal }

@@ -1,9 +1,9 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as MemoryKeyStorage from "../../src/layers/MemoryKeyStorage.js"
-import * as MemoryTokenStore from "../../src/layers/MemoryTokenStore.js"
+import * as Option from "effect/Option"
 import { TokenStore, type TokenStoreShape } from "../../src/services/TokenStore.js"
+import * as MemoryStores from "./memory-stores.js"
 
 /** Counts every call that reaches the token store, to prove a refused request touches none. */
 export interface StoreCalls {
@@ -16,9 +16,9 @@ export interface StoreCalls {
  */
 export const gatedStores = (gate: Deferred.Deferred<void>, calls: StoreCalls = { count: 0 }) =>
   Layer.merge(
-    Layer.effect(
+    Layer.scoped(
       TokenStore,
-      Effect.map(MemoryTokenStore.make, (store): TokenStoreShape => {
+      Effect.map(MemoryStores.makeTokenStore, (store): TokenStoreShape => {
         const counted =
           <Args extends Array<unknown>, R>(f: (...args: Args) => R) =>
           (...args: Args): R => {
@@ -27,6 +27,7 @@ export const gatedStores = (gate: Deferred.Deferred<void>, calls: StoreCalls = {
           }
         return {
           ...store,
+          cached: () => Option.none(),
           get: counted((key) => Effect.zipRight(Deferred.await(gate), store.get(key))),
           getLatest: counted(store.getLatest),
           save: counted(store.save),
@@ -36,5 +37,5 @@ export const gatedStores = (gate: Deferred.Deferred<void>, calls: StoreCalls = {
         }
       })
     ),
-    MemoryKeyStorage.layer
+    MemoryStores.keyStorageLayer
   )

@@ -1,5 +1,5 @@
 import * as Layer from "effect/Layer"
-import { type AuditEntry, type AuditLevel, AuditLog } from "../services/AuditLog.js"
+import { type AuditEntry, type AuditLevel, AuditLog } from "../../src/services/AuditLog.js"
 
 /** An audit log that keeps everything in memory, for tests that check what was logged. */
 export interface AuditRecording {

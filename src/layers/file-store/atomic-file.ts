@@ -3,7 +3,7 @@ import type { Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
-import { StoreFailure } from "../errors/errors.js"
+import { StoreFailure, type StoreOperation } from "../../errors/errors.js"
 
 /**
  * File primitives of the file stores: a reader never sees a torn file, a
@@ -63,17 +63,17 @@ export const writeFileAtomicAsync = async (
 /**
  * Replaces `file` atomically: write a temp file in the same directory (mode
  * `mode`, exclusive create), fsync, close, rename over `file`, fsync the
- * directory. The temp file is removed on failure. Fails with a
- * `StoreFailure` whose `operation` is `"write"`; callers rename it.
+ * directory. The temp file is removed on failure.
  */
 export const writeFileAtomic = (
+  operation: StoreOperation,
   file: string,
   data: string | Uint8Array,
   mode: number = FILE_MODE
 ): Effect.Effect<Stats, StoreFailure> =>
   Effect.tryPromise({
     try: () => writeFileAtomicAsync(file, data, mode),
-    catch: (cause) => new StoreFailure({ operation: "write", cause })
+    catch: (cause) => StoreFailure.io(operation, cause)
   })
 
 /**
@@ -97,18 +97,12 @@ export const ensureDirAsync = async (dir: string): Promise<void> => {
   }
 }
 
-/** Makes sure `dir` exists; see {@link ensureDirAsync}. Fails with `operation: "ensureDir"`. */
-export const ensureDir = (dir: string): Effect.Effect<void, StoreFailure> =>
+/** Makes sure `dir` exists; see {@link ensureDirAsync}. */
+export const ensureDir = (operation: StoreOperation, dir: string): Effect.Effect<void, StoreFailure> =>
   Effect.tryPromise({
     try: () => ensureDirAsync(dir),
-    catch: (cause) => new StoreFailure({ operation: "ensureDir", cause })
+    catch: (cause) => StoreFailure.io(operation, cause)
   })
-
-/** Node's error code of a failed fs call, if any. */
-export const errorCode = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
-    ? error.code
-    : undefined
 
 /** A temp file this old was left by a writer that died (a write takes milliseconds). */
 export const STALE_TEMP_FILE_MS = 60_000

@@ -4,23 +4,25 @@ import * as fsp from "node:fs/promises"
 import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
-import { StoreFailure } from "../errors/errors.js"
-import { STORE_REVALIDATE_MS } from "../protocol/limits.js"
-import { errorCode } from "./atomic-file.js"
+import * as Option from "effect/Option"
+import { errorCode, StoreFailure } from "../../errors/errors.js"
+import type { FieldIssue } from "../../protocol/parse-issue.js"
 
 /**
  * An in-memory view of small files that is re-checked against the disk at
  * most every STORE_REVALIDATE_MS (PROTOCOL.md §14: another process's writes
- * show within 1 s). A fresh entry is answered as a ready `Exit` with no I/O
- * and no allocation, and the same value object is handed out until the file
- * changes, so callers can memoize per object.
+ * show within 1 s). A fresh entry is read synchronously (`known`, prebuilt:
+ * no I/O and no allocation), and the same value object is handed out until
+ * the file changes, so callers can memoize per object.
  *
  * A change is detected by the file's stamp (inode, size, mtime). The stores
  * always replace files by rename, which gives a new inode, so their writes are
  * always seen; only an in-place rewrite by a foreign tool that keeps the size
  * within one file-system timestamp tick could go unnoticed.
  */
+
+/** How often an entry is re-checked against the disk (well inside the 1 s visibility rule). */
+export const STORE_REVALIDATE_MS = 500
 
 /** What the disk said about a file the last time we looked. */
 export type Stamp =
@@ -41,11 +43,11 @@ const sameStamp = (a: Stamp, b: Stamp): boolean =>
     ? b._tag === "Absent"
     : b._tag === "File" && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
 
-/** One cached file; `exit` is prebuilt so the hot path returns it as is. */
+/** One cached file; `known` is prebuilt so the hot path returns it as is. */
 export interface CacheEntry<A> {
   readonly value: A | undefined
   readonly stamp: Stamp
-  readonly exit: Exit.Exit<A | undefined>
+  readonly known: Option.Option<A | undefined>
   /** Clock time of the last check against the disk. */
   checkedAt: number
   /** A check against the disk is under way; meanwhile the entry is served a little longer (see `fresh`). */
@@ -68,24 +70,22 @@ export const DEFAULT_MAX_ENTRIES = 10_000
 
 export interface FileCacheOptions<A> {
   readonly clock: Clock.Clock
-  /** Turns file contents into a value; the error must not quote the contents (they are secrets). */
-  readonly decode: (text: string) => Either.Either<A, Error>
+  /** Turns file contents into a value; a failure names the invalid field at most, never the contents (secrets). */
+  readonly decode: (text: string) => Either.Either<A, FieldIssue | undefined>
   readonly maxEntries?: number
 }
 
 export interface FileCache<A> {
-  /** The entry for `id` if it was checked less than STORE_REVALIDATE_MS ago (the hot path). */
-  readonly fresh: (id: string) => CacheEntry<A> | undefined
+  /** The value of `id` if it was checked less than STORE_REVALIDATE_MS ago (the hot path), else `None`. */
+  readonly cached: (id: string) => Option.Option<A | undefined>
   /**
    * Checks `file` now, ignoring the age of the entry: stat, and read and
    * decode only when the stamp changed. A corrupt or unreadable file fails with
-   * a `StoreFailure` for `operation`.
+   * a `StoreFailure`.
    */
-  readonly revalidate: (
-    id: string,
-    file: string,
-    operation: string
-  ) => Effect.Effect<A | undefined, StoreFailure>
+  readonly revalidate: (id: string, file: string) => Effect.Effect<A | undefined, StoreFailure>
+  /** The value of `id` from memory when it is fresh, else from `file()` (revalidated). */
+  readonly get: (id: string, file: () => string) => Effect.Effect<A | undefined, StoreFailure>
   /** Records this process's own write (or removal) at once. */
   readonly remember: (id: string, value: A | undefined, stamp: Stamp) => void
   readonly clear: () => void
@@ -97,7 +97,7 @@ const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
 
 type ReadResult =
   | { readonly _tag: "Absent" }
-  | { readonly _tag: "Refused"; readonly reason: string }
+  | { readonly _tag: "Refused"; readonly reason: "NotAFile" | "TooLarge" }
   | { readonly _tag: "Read"; readonly stamp: Stamp; readonly text: string }
 
 /** Reads a file with the stamp of the very descriptor it was read from, so stamp and contents agree. */
@@ -111,8 +111,8 @@ const readWithStamp = async (file: string): Promise<ReadResult> => {
   }
   try {
     const stats = await handle.stat()
-    if (!stats.isFile()) return { _tag: "Refused", reason: "not a regular file" }
-    if (stats.size > MAX_FILE_BYTES) return { _tag: "Refused", reason: `larger than ${MAX_FILE_BYTES} bytes` }
+    if (!stats.isFile()) return { _tag: "Refused", reason: "NotAFile" }
+    if (stats.size > MAX_FILE_BYTES) return { _tag: "Refused", reason: "TooLarge" }
     const text = await handle.readFile("utf8")
     return { _tag: "Read", stamp: stampOf(stats), text }
   } finally {
@@ -140,7 +140,7 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
   const makeEntry = (value: A | undefined, stamp: Stamp, checkedAt: number): CacheEntry<A> => ({
     value,
     stamp,
-    exit: Exit.succeed(value),
+    known: Option.some(value),
     checkedAt,
     revalidating: false
   })
@@ -159,70 +159,73 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
     return entry
   }
 
-  const fresh = (id: string): CacheEntry<A> | undefined => {
+  const cached = (id: string): Option.Option<A | undefined> => {
     const entry = entries.get(id)
-    if (entry === undefined) return undefined
+    if (entry === undefined) return Option.none()
     const age = clock.unsafeCurrentTimeMillis() - entry.checkedAt
     // A negative age (wall clock stepped back) counts as stale, so a cache never outlives a clock change.
-    if (age < 0) return undefined
-    if (age < STORE_REVALIDATE_MS) return entry
-    return entry.revalidating && age < SERVE_WHILE_REVALIDATING_MS ? entry : undefined
+    if (age < 0) return Option.none()
+    if (age < STORE_REVALIDATE_MS) return entry.known
+    return entry.revalidating && age < SERVE_WHILE_REVALIDATING_MS ? entry.known : Option.none()
   }
 
-  const failure = (operation: string) => (cause: unknown) => new StoreFailure({ operation, cause })
+  const failure = (cause: unknown) => StoreFailure.io("get", cause)
 
   const readAndDecode = (
     id: string,
     file: string,
-    operation: string,
     before: CacheEntry<A> | undefined,
     startedAt: number
   ): Effect.Effect<A | undefined, StoreFailure> =>
     Effect.flatMap(
-      Effect.tryPromise({ try: () => readWithStamp(file), catch: failure(operation) }),
+      Effect.tryPromise({ try: () => readWithStamp(file), catch: failure }),
       (result): Effect.Effect<A | undefined, StoreFailure> => {
         switch (result._tag) {
           case "Absent":
-            return commit(id, before, makeEntry(undefined, ABSENT, startedAt)).exit
+            return Effect.succeed(commit(id, before, makeEntry(undefined, ABSENT, startedAt)).value)
           case "Refused":
-            return Effect.fail(new StoreFailure({ operation, cause: new Error(result.reason) }))
+            return Effect.fail(new StoreFailure({ operation: "get", reason: result.reason }))
           case "Read": {
             if (before !== undefined && sameStamp(before.stamp, result.stamp)) {
               if (entries.get(id) === before) before.checkedAt = startedAt
-              return before.exit
+              return Effect.succeed(before.value)
             }
             const decoded = decode(result.text)
-            if (decoded._tag === "Left")
-              return Effect.fail(new StoreFailure({ operation, cause: decoded.left }))
-            return commit(id, before, makeEntry(decoded.right, result.stamp, startedAt)).exit
+            if (decoded._tag === "Left") {
+              const issue = decoded.left
+              return Effect.fail(
+                new StoreFailure({
+                  operation: "get",
+                  reason: "Corrupt",
+                  ...(issue === undefined ? {} : { issue })
+                })
+              )
+            }
+            return Effect.succeed(commit(id, before, makeEntry(decoded.right, result.stamp, startedAt)).value)
           }
         }
       }
     )
 
-  const revalidate = (
-    id: string,
-    file: string,
-    operation: string
-  ): Effect.Effect<A | undefined, StoreFailure> =>
+  const revalidate = (id: string, file: string): Effect.Effect<A | undefined, StoreFailure> =>
     Effect.suspend(() => {
       const before = entries.get(id)
       // The check counts from when it started: anything written after that is caught by the next one.
       const startedAt = clock.unsafeCurrentTimeMillis()
       if (before !== undefined) before.revalidating = true
       const check = Effect.flatMap(
-        Effect.tryPromise({ try: () => statStamp(file), catch: failure(operation) }),
+        Effect.tryPromise({ try: () => statStamp(file), catch: failure }),
         (stat): Effect.Effect<A | undefined, StoreFailure> => {
           if (stat._tag === "NotAFile") {
-            return Effect.fail(new StoreFailure({ operation, cause: new Error("not a regular file") }))
+            return Effect.fail(new StoreFailure({ operation: "get", reason: "NotAFile" }))
           }
           if (before !== undefined && sameStamp(before.stamp, stat.stamp)) {
             if (entries.get(id) === before) before.checkedAt = startedAt
-            return before.exit
+            return Effect.succeed(before.value)
           }
           if (stat.stamp._tag === "Absent")
-            return commit(id, before, makeEntry(undefined, ABSENT, startedAt)).exit
-          return readAndDecode(id, file, operation, before, startedAt)
+            return Effect.succeed(commit(id, before, makeEntry(undefined, ABSENT, startedAt)).value)
+          return readAndDecode(id, file, before, startedAt)
         }
       )
       return before === undefined
@@ -239,8 +242,15 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
     put(id, makeEntry(value, stamp, clock.unsafeCurrentTimeMillis()))
   }
 
+  const get = (id: string, file: () => string): Effect.Effect<A | undefined, StoreFailure> =>
+    Effect.suspend(() => {
+      const known = cached(id)
+      return Option.isSome(known) ? Effect.succeed(known.value) : revalidate(id, file())
+    })
+
   return {
-    fresh,
+    cached,
+    get,
     revalidate,
     remember,
     clear: () => entries.clear(),

@@ -1,10 +1,13 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as lockfile from "proper-lockfile"
-import { StoreFailure } from "../errors/errors.js"
-import { DIR_MODE, errorCode } from "./atomic-file.js"
+import { errorCode, StoreFailure } from "../../errors/errors.js"
+import { DIR_MODE } from "./atomic-file.js"
 
 /**
  * The cross-process half of a store's lock: `proper-lockfile` creates the
@@ -13,11 +16,12 @@ import { DIR_MODE, errorCode } from "./atomic-file.js"
  * (SIGKILL, power loss) and is taken over, so a crash blocks the next writer
  * for about 10 s (11 s at most: the library dates a fresh lock up to 1 s ahead).
  *
- * Waiting is a loop of single attempts here rather than the library's own
- * retries, so that interrupting a waiter stops it at once instead of leaving a
- * background attempt that could still take the lock later. The pauses use real
- * timers, not the Effect clock: they wait for other processes, which run on
- * real time, and a TestClock must not freeze a store's I/O.
+ * Waiting is single attempts retried on an Effect `Schedule` rather than the
+ * library's own retries, so that interrupting a waiter stops it at once
+ * instead of leaving a background attempt that could still take the lock
+ * later. The pauses run on the system clock, not the program's: they wait for
+ * other processes, which run on real time, and a TestClock must not freeze a
+ * store's I/O.
  */
 
 export const LOCK_STALE_MS = 10_000
@@ -64,18 +68,21 @@ const lockFs = {
 
 type Release = () => Promise<void>
 
-const BUSY = "busy" as const
+/** Another process holds a fresh lock: try again. */
+class Busy {
+  readonly _tag = "Busy"
+}
 
 /**
- * One attempt: the lock, or BUSY when someone else holds a fresh one. If the
- * waiter is interrupted while the attempt is in flight, a lock it still
+ * One attempt: the lock, or `Busy` when someone else holds a fresh one. If
+ * the waiter is interrupted while the attempt is in flight, a lock it still
  * obtains is released at once.
  */
 const attempt = (
   file: string,
   onCompromised: (error: Error) => void
-): Effect.Effect<Release | typeof BUSY, StoreFailure> =>
-  Effect.async<Release | typeof BUSY, StoreFailure>((resume) => {
+): Effect.Effect<Release, StoreFailure | Busy> =>
+  Effect.async<Release, StoreFailure | Busy>((resume) => {
     let abandoned = false
     lockfile
       .lock(file, {
@@ -93,11 +100,7 @@ const attempt = (
         },
         (cause: unknown) => {
           if (abandoned) return
-          resume(
-            errorCode(cause) === "ELOCKED"
-              ? Effect.succeed(BUSY)
-              : Effect.fail(new StoreFailure({ operation: "lock", cause }))
-          )
+          resume(Effect.fail(errorCode(cause) === "ELOCKED" ? new Busy() : StoreFailure.io("lock", cause)))
         }
       )
     return Effect.sync(() => {
@@ -105,34 +108,24 @@ const attempt = (
     })
   })
 
-/** A real-time pause (see the module comment), cancelled on interruption. */
-const pause = (ms: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), ms)
-    return Effect.sync(() => clearTimeout(timer))
-  })
+/** Pauses between attempts: from 20 ms growing by 1.2x, at most 200 ms, for RETRY.attempts attempts in all. */
+const waitForLock = Schedule.exponential(Duration.millis(RETRY.minDelayMs), RETRY.factor).pipe(
+  Schedule.union(Schedule.spaced(Duration.millis(RETRY.maxDelayMs))),
+  Schedule.intersect(Schedule.recurs(RETRY.attempts - 1))
+)
+
+const systemClock = Clock.make()
 
 /** Waits for the lock of `file`, giving up with a StoreFailure after RETRY.attempts attempts. */
-const acquire = (
-  file: string,
-  onCompromised: (error: Error) => void
-): Effect.Effect<Release, StoreFailure> => {
-  const loop = (n: number): Effect.Effect<Release, StoreFailure> =>
-    Effect.flatMap(attempt(file, onCompromised), (result) => {
-      if (result !== BUSY) return Effect.succeed(result)
-      if (n + 1 >= RETRY.attempts) {
-        return Effect.fail(
-          new StoreFailure({ operation: "lock", cause: new Error("the lock stayed held by another process") })
-        )
-      }
-      const delay = Math.min(RETRY.maxDelayMs, RETRY.minDelayMs * RETRY.factor ** n)
-      return Effect.zipRight(
-        pause(delay),
-        Effect.suspend(() => loop(n + 1))
-      )
-    })
-  return loop(0)
-}
+const acquire = (file: string, onCompromised: (error: Error) => void): Effect.Effect<Release, StoreFailure> =>
+  attempt(file, onCompromised).pipe(
+    Effect.retry({ schedule: waitForLock, while: (error) => error instanceof Busy }),
+    Effect.withClock(systemClock),
+    Effect.catchIf(
+      (error): error is Busy => error instanceof Busy,
+      () => Effect.fail(new StoreFailure({ operation: "lock", reason: "LockHeld" }))
+    )
+  )
 
 /**
  * Holds the cross-process lock of `file` until the scope closes (released even

@@ -1,0 +1,42 @@
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import type { NotFound, StoreError } from "../errors/errors.js"
+import type { ServerStartError } from "../errors/startup.js"
+import type { UsageError } from "../errors/usage.js"
+import type { RefreshError } from "../services/RefreshCoordinator.js"
+import type { ExitWith } from "./exec-command.js"
+
+/** Exit statuses of PROTOCOL.md §13. */
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_NOT_FOUND = 1
+export const EXIT_USAGE = 2
+
+/** Writes `credproxy: MESSAGE` to stderr and gives the status. */
+const report = (message: string, status: number) => Effect.as(Console.error(`credproxy: ${message}`), status)
+
+/** Every failure a command can end in. */
+export type CliError = ExitWith | UsageError | ServerStartError | NotFound | StoreError | RefreshError
+
+/**
+ * The one place where a command's outcome becomes a message on stderr and an
+ * exit status: 2 for bad arguments or input (the message says what to fix),
+ * 1 for something not found or a store or provider that failed, a child's
+ * own status for `exec`, 0 otherwise. @effect/cli has already printed its
+ * own validation errors.
+ */
+export const withExitStatus = <R>(
+  program: Effect.Effect<void, CliError | ValidationError.ValidationError, R>
+): Effect.Effect<number, never, R> =>
+  program.pipe(
+    Effect.as(EXIT_OK),
+    Effect.catchIf(ValidationError.isValidationError, () => Effect.succeed(EXIT_USAGE)),
+    Effect.catchTags({
+      ExitWith: (error) => Effect.succeed(error.status),
+      UsageError: (error) => report(error.message, EXIT_USAGE),
+      ServerStartError: (error) => report(error.message, EXIT_USAGE),
+      NotFound: (error) => report(error.message, EXIT_NOT_FOUND)
+    }),
+    Effect.catchAll((error) => report(error.message, EXIT_FAILURE))
+  )

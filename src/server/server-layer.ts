@@ -1,0 +1,149 @@
+import type * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import type { StoreFailure } from "../errors/errors.js"
+import { UsageError } from "../errors/usage.js"
+import * as AccessPolicyLive from "../layers/AccessPolicyLive.js"
+import * as CapabilityGateLive from "../layers/CapabilityGateLive.js"
+import * as EffectAuditLog from "../layers/EffectAuditLog.js"
+import * as FileKeyStorage from "../layers/FileKeyStorage.js"
+import * as FileTokenStore from "../layers/FileTokenStore.js"
+import * as OAuthTokenRefresher from "../layers/OAuthTokenRefresher.js"
+import * as PeerVerifierNative from "../layers/PeerVerifierNative.js"
+import * as ProvidersFile from "../layers/ProvidersFile.js"
+import * as RateLimiterLive from "../layers/RateLimiterLive.js"
+import * as RefreshCoordinatorLive from "../layers/RefreshCoordinatorLive.js"
+import * as StoreDeadline from "../layers/StoreDeadline.js"
+import * as TokenRenewalLive from "../layers/TokenRenewalLive.js"
+import * as AccessPolicy from "../services/AccessPolicy.js"
+import type { AuditLog } from "../services/AuditLog.js"
+import type { KeyStorage } from "../services/KeyStorage.js"
+import type { OAuthProviders } from "../services/OAuthProviders.js"
+import type { PeerVerifier } from "../services/PeerVerifier.js"
+import type { TokenRefresher } from "../services/TokenRefresher.js"
+import type { TokenStore } from "../services/TokenStore.js"
+import * as ServerConfig from "./ServerConfig.js"
+import type { ServerServices } from "./serve.js"
+
+/** What `credproxy serve` and the embedding API accept (PROTOCOL.md §13, §15). */
+export interface ServeOptions {
+  readonly dataDir: string
+  readonly socketDir?: string | undefined
+  /** Token patterns `provider[:bucket]`, `*` wildcard; empty allows every token. */
+  readonly allow?: ReadonlyArray<string> | undefined
+  /** API key name patterns; empty allows every key. */
+  readonly allowKeys?: ReadonlyArray<string> | undefined
+  /** Requests per second per connection; 0 turns the limit off. */
+  readonly rateLimit?: number | undefined
+  readonly maxConnections?: number | undefined
+  /** Uids besides our own that may connect. */
+  readonly allowUids?: ReadonlyArray<number> | undefined
+  /** When set, every handshake must present this secret as `capabilityToken`. */
+  readonly capabilityToken?: string | undefined
+  /** The providers file (§16); default `{dataDir}/providers.json`, which may be missing. */
+  readonly providers?: string | undefined
+}
+
+/**
+ * The parts of a server that differ between the `credproxy` binary, a host
+ * program that embeds it and the tests; each defaults to the binary's.
+ */
+export interface ServerParts {
+  /** The token store and key storage; default the file stores in `dataDir`. */
+  readonly stores?: Layer.Layer<TokenStore | KeyStorage, StoreFailure | UsageError> | undefined
+  /** The OAuth providers; default the providers file. */
+  readonly providers?: Layer.Layer<OAuthProviders, UsageError> | undefined
+  /** What calls a token endpoint; default oauth4webapi over fetch. */
+  readonly refresher?: Layer.Layer<TokenRefresher> | undefined
+  /** Who may connect; default the kernel's peer credentials. */
+  readonly peers?: Layer.Layer<PeerVerifier, never, AuditLog> | undefined
+  /** Where the audit log goes; default the Effect logger. */
+  readonly audit?: Layer.Layer<AuditLog> | undefined
+  /** Tuning beyond the options (timeouts, limits). */
+  readonly config?: Partial<ServerConfig.ServerConfigShape> | undefined
+  /** The jitter of proactive renewal; default uniform 0-30 s. */
+  readonly renewalJitter?: Effect.Effect<number> | undefined
+}
+
+const collect = <A>(
+  specs: ReadonlyArray<string>,
+  parse: (spec: string) => Either.Either<A, string>
+): Either.Either<Array<A>, UsageError> =>
+  Either.mapLeft(Either.all(specs.map(parse)), (reason) => new UsageError({ reason }))
+
+const nonNegativeInteger = (value: number, what: string): Either.Either<number, UsageError> =>
+  Number.isInteger(value) && value >= 0
+    ? Either.right(value)
+    : Either.left(new UsageError({ reason: `${what} must be a whole number of 0 or more` }))
+
+/**
+ * Every Layer the server needs, composed in one place for the binary, the
+ * library and the tests: the stores under one deadline (`StoreDeadline`),
+ * refresh and proactive renewal on top of them, the access policy, the rate
+ * limiter, the capability gate, the peer check and the audit log. Fails with
+ * a `UsageError` for a bad option.
+ */
+export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
+  Either.gen(function* () {
+    const tokenPatterns = yield* collect(options.allow ?? [], AccessPolicy.parseTokenPattern)
+    const keyPatterns = yield* collect(options.allowKeys ?? [], AccessPolicy.parseKeyPattern)
+    const rateLimit = yield* nonNegativeInteger(
+      options.rateLimit ?? ServerConfig.DEFAULT_RATE_LIMIT,
+      "--rate-limit"
+    )
+    const maxConnections = yield* nonNegativeInteger(
+      options.maxConnections ?? ServerConfig.defaults.maxConnections,
+      "--max-connections"
+    )
+    const allowUids = yield* Either.all(
+      (options.allowUids ?? []).map((uid) => nonNegativeInteger(uid, "--allow-uid"))
+    )
+    if (options.capabilityToken !== undefined && options.capabilityToken === "") {
+      return yield* Either.left(new UsageError({ reason: "the capability token must not be empty" }))
+    }
+    const config: ServerConfig.ServerConfigShape = {
+      ...ServerConfig.defaults,
+      maxConnections,
+      ...(options.socketDir === undefined ? {} : { socketDir: options.socketDir }),
+      ...parts.config
+    }
+    const stores = StoreDeadline.layer(config.storeCallTimeoutMs).pipe(
+      Layer.provide(
+        parts.stores ??
+          Layer.merge(FileTokenStore.layer(options.dataDir), FileKeyStorage.layer(options.dataDir))
+      )
+    )
+    const refresh = TokenRenewalLive.layer({ jitter: parts.renewalJitter }).pipe(
+      Layer.provideMerge(RefreshCoordinatorLive.layer({ providerTimeoutMs: config.providerCallTimeoutMs })),
+      Layer.provideMerge(
+        Layer.mergeAll(
+          stores,
+          parts.providers ?? ProvidersFile.layer({ dataDir: options.dataDir, file: options.providers }),
+          parts.refresher ?? OAuthTokenRefresher.layer
+        )
+      )
+    )
+    const layer: Layer.Layer<ServerServices, StoreFailure | UsageError> = Layer.mergeAll(
+      CapabilityGateLive.layer(options.capabilityToken),
+      refresh,
+      AccessPolicyLive.layer(tokenPatterns, keyPatterns),
+      RateLimiterLive.layer(rateLimit),
+      Layer.succeed(ServerConfig.ServerConfig, config),
+      parts.peers ?? PeerVerifierNative.layer({ allowUids })
+    ).pipe(Layer.provideMerge(parts.audit ?? EffectAuditLog.layer))
+    return layer
+  })
+
+/** The refresh coordinator on the file store, for host commands that refresh without a server. */
+export const refreshLayer = (dataDir: string, providersFile: string | undefined) =>
+  RefreshCoordinatorLive.layer().pipe(
+    Layer.provide(
+      Layer.mergeAll(
+        StoreDeadline.tokens(ServerConfig.defaults.storeCallTimeoutMs).pipe(
+          Layer.provide(FileTokenStore.layer(dataDir))
+        ),
+        ProvidersFile.layer({ dataDir, file: providersFile }),
+        OAuthTokenRefresher.layer
+      )
+    )
+  )
