@@ -5,14 +5,15 @@ import { describe, expect, it } from "vitest"
 import {
   type CliResult,
   listTree,
-  pollUntil,
   runCli,
   type ServeProcess,
+  serverStatus,
   startServe,
   useCliWorkspace,
   withTimeout
 } from "./support/cli.js"
 import { FrameClient, type Json } from "./support/frame-client.js"
+import { poll, until } from "./support/until.js"
 
 /**
  * The command line (PROTOCOL.md §2, §12, §13, §14) against the real bundled
@@ -179,7 +180,7 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
     const tokenFile = path.join(workspace.ws.dataDir, "tokens", "anthropic", "default.json")
     expect(fs.existsSync(tokenFile)).toBe(true)
     const release = await lockfile.lock(tokenFile, { realpath: false, stale: 10_000, update: 2_000 })
-    const server = await startServe(serveArgs("--log-level", "debug"))
+    const server = await startServe(serveArgs("--log-level", "debug", "--log-format", "json"))
     const client = await open(server)
     client.send({
       v: 1,
@@ -187,8 +188,10 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
       op: "save_token",
       payload: { provider: "anthropic", token: { access_token: "at-new", expiry: 1, token_type: "Bearer" } }
     })
-    // Give the request time to reach the lock; it cannot finish while we hold it.
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    // The request reaches the lock and waits there: it cannot finish while we hold it.
+    await until(async () => (await serverStatus(server)).requestsInFlight === 1, {
+      what: "the request in flight"
+    })
     expect(client.pending).toEqual([])
     return { server, client, release }
   }
@@ -198,7 +201,7 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
     try {
       server.child.kill("SIGTERM")
       // Draining: the process waits for the request (up to 5 s) instead of exiting.
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await until(() => server.stderr().includes("draining requests in flight"), { what: "the drain" })
       expect(server.child.exitCode).toBeNull()
       expect(fs.existsSync(server.socketPath)).toBe(false)
     } finally {
@@ -208,14 +211,14 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
     expect(answer).toMatchObject({ id: "held", ok: true })
     expect(await server.stop("SIGTERM")).toEqual({ code: 0, signal: null })
     await client.waitClosed()
-    expect(server.stderr()).toMatch(/drain/)
+    expect(server.stderr()).toContain("draining requests in flight")
   })
 
   it("a second SIGTERM during the drain stops at once, exit status 0", async () => {
     const { server, client, release } = await requestInFlight()
     try {
       server.child.kill("SIGTERM")
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await until(() => server.stderr().includes("draining requests in flight"), { what: "the drain" })
       expect(server.child.exitCode).toBeNull()
       const started = Date.now()
       server.child.kill("SIGTERM")
@@ -303,9 +306,10 @@ describe("credproxy token (PROTOCOL.md §7, §13)", () => {
 
     // remove: the running server sees it gone within 1 s (polled for up to 3 s).
     expectExit(await cli(["token", "remove", "anthropic"]), 0)
-    const gone = await pollUntil(
+    const gone = await poll(
       () => getToken(client, "anthropic"),
-      (reply) => reply.ok === false
+      (reply) => reply.ok === false,
+      { limitMs: 3_000, intervalMs: 50 }
     )
     expect(gone.value).toMatchObject({ ok: false, code: "NOT_FOUND" })
     expect(gone.elapsedMs).toBeLessThan(1_500)
@@ -314,9 +318,10 @@ describe("credproxy token (PROTOCOL.md §7, §13)", () => {
 
     // An import by another process while the server runs is visible within 1 s too.
     await importToken("gemini", { access_token: "g-1", expiry: 1, token_type: "Bearer" })
-    const appeared = await pollUntil(
+    const appeared = await poll(
       () => getToken(client, "gemini"),
-      (reply) => reply.ok === true
+      (reply) => reply.ok === true,
+      { limitMs: 3_000, intervalMs: 50 }
     )
     expect(appeared.value.data).toEqual({ access_token: "g-1", expiry: 1, token_type: "Bearer" })
     expect(appeared.elapsedMs).toBeLessThan(1_500)
@@ -413,9 +418,10 @@ describe("credproxy key (PROTOCOL.md §13, §14)", () => {
     })
 
     expectExit(await cli(["key", "remove", "openai"]), 0)
-    const gone = await pollUntil(
+    const gone = await poll(
       () => client.request("get_api_key", { name: "openai" }),
-      (reply) => reply.ok === false
+      (reply) => reply.ok === false,
+      { limitMs: 3_000, intervalMs: 50 }
     )
     expect(gone.value).toMatchObject({ ok: false, code: "NOT_FOUND" })
     expect(gone.elapsedMs).toBeLessThan(1_500)

@@ -264,7 +264,8 @@ describe("drop-in Promise stores", () => {
       const limited = (rejected[0] as PromiseRejectedResult).reason as ProxyResponseError
       expect(limited).toBeInstanceOf(ProxyResponseError)
       expect(limited.code).toBe("RATE_LIMITED")
-      expect(limited.retryAfter).toBeGreaterThan(0)
+      // Two a second and the clock stands still: the third may go in half a second.
+      expect(limited.retryAfter).toBe(0.5)
     })
   )
 })
@@ -295,5 +296,83 @@ describe("ProxyClient against a silent peer", () => {
         const error = yield* Effect.flip(Fiber.join(pending))
         expect(error._tag).toBe("RequestTimeout")
       })
+  )
+})
+
+/**
+ * A peer that speaks the handshake correctly, then answers every request
+ * with `reply` (raw bytes): what a broken or hostile proxy could send.
+ */
+const brokenProxy = (reply: Buffer) =>
+  Effect.gen(function* () {
+    const socketPath = path.join(yield* tempDir(), "broken.sock")
+    const sockets: Array<net.Socket> = []
+    const server = net.createServer((socket) => {
+      sockets.push(socket)
+      const decoder = new FrameDecoder()
+      let handshaken = false
+      socket.on("data", (chunk: Buffer) => {
+        decoder.push(chunk)
+        for (let step = decoder.next(); step._tag === "Frame"; step = decoder.next()) {
+          if (handshaken) socket.write(reply)
+          else
+            socket.write(
+              encodeFrame(JSON.stringify({ v: 1, op: "handshake", ok: true, data: { version: 1 } }))
+            )
+          handshaken = true
+        }
+      })
+      socket.on("error", () => {})
+    })
+    yield* Effect.acquireRelease(
+      Effect.promise(() => new Promise<void>((resolve) => server.listen(socketPath, resolve))),
+      () =>
+        Effect.sync(() => {
+          for (const socket of sockets) socket.destroy()
+          server.close()
+        })
+    )
+    return socketPath
+  })
+
+describe("ProxyClient against a proxy that breaks the protocol", () => {
+  const header = (length: number) => {
+    const bytes = Buffer.alloc(4)
+    bytes.writeUInt32BE(length)
+    return bytes
+  }
+  for (const [what, reply, reason] of [
+    ["a frame over the size limit", header(0xffffffff), "OversizeFrame"],
+    ["JSON that is not an object", encodeFrame("42"), "NotJson"],
+    ["null", encodeFrame("null"), "NotJson"],
+    ["bytes that are not JSON", encodeFrame("{oops"), "NotJson"],
+    ["an object that is not an answer", encodeFrame(JSON.stringify({ id: "c1", hello: true })), "NotAnAnswer"]
+  ] as const) {
+    it.scoped(
+      `${what}: every request fails with a clear error, the connection is given up, nothing throws`,
+      () =>
+        Effect.gen(function* () {
+          const socketPath = yield* brokenProxy(reply)
+          const client = yield* ProxyClient.make({ socketPath })
+          const first = yield* Effect.flip(client.request("list_api_keys"))
+          expect(first).toMatchObject({ _tag: "ProtocolViolation", reason })
+          expect(first.message).toMatch(/^Credential proxy sent .+\. Restart the session\.$/)
+          // Given up like a lost connection: later requests fail at once instead of reconnecting.
+          const later = yield* Effect.flip(client.request("list_api_keys"))
+          expect(later._tag).toBe("ConnectionLost")
+        })
+    )
+  }
+
+  it.scoped("an answer whose data does not fit the operation fails that request with UnexpectedData", () =>
+    Effect.gen(function* () {
+      const wrong = encodeFrame(
+        JSON.stringify({ v: 1, id: "c1", ok: true, data: { providers: "not a list" } })
+      )
+      const socketPath = yield* brokenProxy(wrong)
+      const client = yield* ProxyClient.make({ socketPath })
+      const error = yield* Effect.flip(client.call("list_providers", {}))
+      expect(error).toMatchObject({ _tag: "ProtocolViolation", reason: "UnexpectedData" })
+    })
   )
 })

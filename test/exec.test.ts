@@ -133,7 +133,7 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
       ],
       env
     )
-    await until(() => r.stdout() === "up", 10_000, "the child to start")
+    await until(() => r.stdout() === "up", { limitMs: 10_000, what: "the child to start" })
     expect(fs.readdirSync(socketDir)).toHaveLength(1)
     r.child.kill("SIGTERM")
     const { code } = await r.exited
@@ -146,7 +146,7 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
     const script =
       "process.on('SIGINT', () => process.exit(0)); process.stdout.write('up'); setInterval(() => {}, 1000)"
     const r = run([...execIn(dataDir, socketDir), "--", process.execPath, "-e", script], env)
-    await until(() => r.stdout() === "up", 10_000, "the child to start")
+    await until(() => r.stdout() === "up", { limitMs: 10_000, what: "the child to start" })
     r.child.kill("SIGINT")
     expect((await r.exited).code).toBe(0)
   })
@@ -164,7 +164,7 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
   it("--print-env prints what a container needs, then serves until stopped", async () => {
     const { dataDir, socketDir, env } = setup()
     const r = run([...execIn(dataDir, socketDir), "--print-env", "--capability-token"], env)
-    await until(() => r.stdout().includes("podman run"), 10_000, "the printed environment")
+    await until(() => r.stdout().includes("podman run"), { limitMs: 10_000, what: "the printed environment" })
     const lines = r.stdout().split("\n")
     const socket = lines.find((l) => l.startsWith("LLXPRT_CREDENTIAL_SOCKET="))?.split("=")[1]
     const tokenFile = lines.find((l) => l.startsWith("LLXPRT_CAPABILITY_FILE="))?.split("=")[1]

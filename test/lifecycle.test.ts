@@ -139,8 +139,7 @@ describe("who may connect (PROTOCOL.md §9)", () => {
       expect(third.pending).toEqual([])
       expect((yield* Effect.promise(() => first.request("list_api_keys"))).ok).toBe(true)
       second.close()
-      yield* Effect.promise(() => second.waitClosed())
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      yield* Effect.promise(() => until(() => server.status().connections.open === 1))
       const fourth = yield* open(server.socketPath)
       expect((yield* Effect.promise(() => fourth.request("list_api_keys"))).ok).toBe(true)
       expect(server.audit.events.some((e) => e.message.includes("too many connections"))).toBe(true)
@@ -180,12 +179,12 @@ describe("a client that does not read its answers", () => {
         const frames = Array.from({ length: count }, (_, i) => bigTokenRequest(`b${i}`))
         client.sendRaw(Buffer.concat(frames))
         const answered = answeredGetTokens(server)
-        yield* Effect.promise(() => until(() => answered() > 0))
-        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 300)))
+        // The server stops handling frames once its answers are not taken.
+        yield* Effect.promise(() => until(() => server.status().connections.paused.peerNotReading === 1))
         // At most a few reads' worth of answers wait in buffers, not all 60 MB of them.
         expect(answered()).toBeLessThan(200)
         client.socket.resume()
-        yield* Effect.promise(() => until(() => client.pending.length === count, 20_000))
+        yield* Effect.promise(() => until(() => client.pending.length === count, { limitMs: 20_000 }))
         expect(answered()).toBe(count)
         client.close()
       })
@@ -208,7 +207,7 @@ describe("a client that does not read while its next frame is still arriving", (
         const before = answered()
         client.sendRaw(Buffer.concat([frame(sent).subarray(6), frame(sent + 1).subarray(0, 6)]))
         const more = yield* Effect.promise(() =>
-          until(() => answered() > before, 2_000).then(
+          until(() => answered() > before, { limitMs: 2_000 }).then(
             () => true,
             () => false
           )
@@ -216,12 +215,14 @@ describe("a client that does not read while its next frame is still arriving", (
         if (!more) break
       }
       expect(sent).toBeLessThan(500)
+      // Held back by the server, not waiting for the peer: no deadline runs, so none can close it.
+      yield* Effect.promise(() => until(() => server.status().connections.paused.peerNotReading === 1))
+      expect(server.status().deadlinesPending).toBe(0)
       yield* TestClock.adjust("6 seconds")
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 100)))
-      expect(client.closed).toBe(false)
+      expect(server.status().connections.open).toBe(1)
       client.socket.resume()
       client.sendRaw(frame(sent + 1).subarray(6))
-      yield* Effect.promise(() => until(() => client.pending.length === sent + 2, 20_000))
+      yield* Effect.promise(() => until(() => client.pending.length === sent + 2, { limitMs: 20_000 }))
       expect(server.status().connections.rejected.partial_frame_timeout).toBeUndefined()
       client.close()
     })
@@ -237,9 +238,9 @@ describe("a client that half-closes without reading yet", () => {
       const count = 200
       const frames = Array.from({ length: count }, (_, i) => bigTokenRequest(`h${i}`))
       client.socket.end(Buffer.concat(frames))
-      const answered = answeredGetTokens(server)
-      yield* Effect.promise(() => until(() => answered() > 0))
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 200)))
+      // The server holds back what it cannot write yet, and does not close meanwhile.
+      yield* Effect.promise(() => until(() => server.status().connections.paused.peerNotReading === 1))
+      expect(answeredGetTokens(server)()).toBeLessThan(count)
       client.socket.resume()
       yield* Effect.promise(() => client.waitClosed(20_000))
       expect(client.pending.length).toBe(count)
@@ -278,11 +279,12 @@ describe("deadlines, backpressure and stop (PROTOCOL.md §5, §10)", () => {
         encodeFrame(JSON.stringify({ v: 1, id: `g${i}`, op: "get_token", payload: { provider: "p" } }))
       )
       client.sendRaw(Buffer.concat(frames))
-      yield* Effect.promise(() => until(() => calls.count === 2))
-      // Frames held back by the server are not partial frames: no deadline closes the connection.
+      yield* Effect.promise(() => until(() => server.status().connections.paused.inFlightLimit === 1))
+      expect(calls.count).toBe(2)
+      // Frames held back by the server are not partial frames: no deadline runs, none closes the connection.
+      expect(server.status().deadlinesPending).toBe(0)
       yield* TestClock.adjust("6 seconds")
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
-      expect(client.closed).toBe(false)
+      expect(server.status().connections.open).toBe(1)
       expect(calls.count).toBe(2)
       yield* Deferred.succeed(gate, undefined)
       for (let i = 0; i < 10; i++) {

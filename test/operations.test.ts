@@ -251,13 +251,17 @@ describe("requests that fail validation (PROTOCOL.md §5, §8, §14)", () => {
     })
   )
 
-  it.scoped("operations a later issue adds answer INVALID_REQUEST", () =>
+  it.scoped("operations this server does not offer answer INVALID_REQUEST naming the operation", () =>
     Effect.gen(function* () {
       const server = yield* startServer()
       const client = yield* open(server)
       for (const op of ["oauth_initiate", "oauth_exchange", "oauth_poll", "oauth_cancel"]) {
         const reply = yield* call(client, op, { provider: "p", session_id: "s", code: "c" })
-        expect(reply).toMatchObject({ ok: false, code: "INVALID_REQUEST" })
+        expect(reply).toMatchObject({
+          ok: false,
+          code: "INVALID_REQUEST",
+          error: `operation ${op} is not available on this server`
+        })
       }
       client.close()
     })

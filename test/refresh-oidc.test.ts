@@ -6,9 +6,10 @@ import * as FileTokenStore from "../src/layers/FileTokenStore.js"
 import type { OAuthProvider } from "../src/services/OAuthProviders.js"
 import type { TokenStoreShape } from "../src/services/TokenStore.js"
 import { authServer, CONFIDENTIAL_SECRET, type TokenSet } from "./support/auth-server.js"
-import { killAllChildren, makeWorkspace, pollUntil, runCli, startServe } from "./support/cli.js"
+import { killAllChildren, makeWorkspace, runCli, startServe } from "./support/cli.js"
 import { FrameClient, type Json } from "./support/frame-client.js"
 import { startServer, type TestServer } from "./support/server.js"
+import { poll } from "./support/until.js"
 
 /**
  * Refresh against a real authorization server (`oidc-provider` on loopback,
@@ -64,11 +65,10 @@ describe("refresh against oidc-provider (real OAuth 2.0 server on loopback)", ()
 
         // Let it expire for real: the provider itself refuses it afterwards.
         yield* promise(() =>
-          pollUntil(
+          poll(
             () => auth.userinfoStatus(tokens.access_token),
             (status) => status === 401,
-            10_000,
-            100
+            { limitMs: 10_000, intervalMs: 100, what: "the provider to refuse the expired token" }
           )
         )
         const before = auth.tokenRequests()

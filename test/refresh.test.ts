@@ -13,11 +13,11 @@ import * as ProvidersFile from "../src/layers/ProvidersFile.js"
 import * as RefreshCoordinatorLive from "../src/layers/RefreshCoordinatorLive.js"
 import type { OAuthProvider } from "../src/services/OAuthProviders.js"
 import { renewalBackoffMs, renewalTime } from "../src/services/TokenRenewal.js"
-import { pollUntil } from "./support/cli.js"
 import { FrameClient, type Json } from "./support/frame-client.js"
 import { answer, fail, scriptedRefresher } from "./support/refresher.js"
 import { startServer, type TestServer, tempDir } from "./support/server.js"
 import { awaitTimer } from "./support/test-clock.js"
+import { poll, until } from "./support/until.js"
 
 /**
  * `refresh_token` and proactive renewal over the real socket on the real file
@@ -59,21 +59,17 @@ const stored = (dataDir: string, provider: string, bucket = "default") =>
   )
 
 /** Waits in real time (bounded) until `check` holds: the server works on real I/O between clock steps. */
-const waitUntil = (check: () => boolean) =>
-  Effect.promise(() =>
-    pollUntil(
-      async () => check(),
-      (ok) => ok,
-      5_000,
-      2
-    )
-  )
-
-/** Lets fibers that a clock step woke run their real I/O before a negative check. */
-const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+const waitUntil = (check: () => boolean) => Effect.promise(() => until(check, { intervalMs: 2 }))
 
 const timersAt = (at: number) =>
   Effect.map(TestClock.sleeps(), (sleeps) => Chunk.filter(sleeps, (time) => time === at).length)
+
+/**
+ * The timers due `ms` from now. After stepping the clock to just before a
+ * timer, finding it still pending proves that the fiber behind it has not
+ * woken: the negative check that follows cannot pass by luck.
+ */
+const timersIn = (ms: number) => Effect.flatMap(TestClock.currentTimeMillis, (now) => timersAt(now + ms))
 
 describe("refresh_token (PROTOCOL.md §6)", () => {
   it.scoped("checks NOT_FOUND, then PROVIDER_NOT_FOUND, then REAUTH_REQUIRED", () =>
@@ -144,14 +140,14 @@ describe("refresh_token (PROTOCOL.md §6)", () => {
       yield* waitUntil(() => refresher.calls() === 1)
       yield* awaitTimer(1_000)
       yield* TestClock.adjust(999)
-      yield* settle
+      expect(yield* timersIn(1)).toBe(1)
       expect(refresher.calls()).toBe(1)
       yield* TestClock.adjust(1)
       yield* waitUntil(() => refresher.calls() === 2)
 
       yield* awaitTimer(3_000)
       yield* TestClock.adjust(2_999)
-      yield* settle
+      expect(yield* timersIn(1)).toBe(1)
       expect(refresher.calls()).toBe(2)
       yield* TestClock.adjust(1)
       expect(yield* Fiber.join(pending)).toMatchObject({ ok: true, data: { access_token: "at-3" } })
@@ -294,7 +290,8 @@ describe("refresh_token (PROTOCOL.md §6)", () => {
       const refreshing = yield* Effect.fork(call(a, "refresh_token", { provider: "acme" }))
       yield* waitUntil(() => refresher.calls() === 1)
       const removing = yield* Effect.fork(call(b, "remove_token", { provider: "acme" }))
-      yield* settle
+      // The removal has reached the lock the refresh holds, and waits there.
+      yield* waitUntil(() => server.locks.waiting === 1 && server.locks.held === 1)
       expect(removing.unsafePoll()).toBeNull()
       expect(yield* stored(server.dataDir, "acme")).toMatchObject({ access_token: "at-0" })
 
@@ -431,11 +428,10 @@ describe("a refresh whose caller goes away", () => {
       yield* Fiber.interrupt(caller)
       yield* refresher.open
       yield* Effect.promise(() =>
-        pollUntil(
+        poll(
           () => Effect.runPromise(stored(dataDir, "acme")),
           (current) => current?.refresh_token === "rt-1",
-          5_000,
-          10
+          { what: "the rotated refresh token in the store" }
         )
       )
     })
@@ -476,7 +472,7 @@ describe("proactive renewal", () => {
         expect(yield* timersAt(HOUR_TOKEN_RENEWAL_MS)).toBe(1)
 
         yield* TestClock.adjust(HOUR_TOKEN_RENEWAL_MS - 1)
-        yield* settle
+        expect(yield* timersIn(1)).toBe(1)
         expect(refresher.calls()).toBe(0)
         yield* TestClock.adjust(1)
         yield* waitUntil(() => refresher.calls() === 1)
@@ -543,15 +539,18 @@ describe("proactive renewal", () => {
       yield* seed(server.dataDir, "acme", token({ expiry: sixtyDays }))
       const client = yield* open(server)
       yield* call(client, "get_token", { provider: "acme" })
-      // 10% of 60 days before expiry: 54 days, in chunks no timer can exceed.
+      // 10% of 60 days before expiry: 54 days, slept in chunks no timer can exceed.
       const renewAt = (sixtyDays - sixtyDays / 10) * 1000
-      yield* awaitTimer(2 ** 31 - 1)
-      yield* TestClock.adjust(2 ** 31 - 1)
-      yield* awaitTimer(2 ** 31 - 1)
-      yield* TestClock.adjust(renewAt - 2 * (2 ** 31 - 1) - 1)
-      yield* settle
+      const chunk = 2 ** 31 - 1
+      yield* awaitTimer(chunk)
+      yield* TestClock.adjust(chunk)
+      yield* awaitTimer(chunk)
+      yield* TestClock.adjust(chunk)
+      yield* awaitTimer(renewAt - 2 * chunk)
+      yield* TestClock.adjust(renewAt - 2 * chunk - 1)
+      expect(yield* timersIn(1)).toBe(1)
       expect(refresher.calls()).toBe(0)
-      yield* TestClock.adjust(2 ** 31)
+      yield* TestClock.adjust(1)
       yield* waitUntil(() => refresher.calls() === 1)
       client.close()
     })
@@ -631,7 +630,7 @@ describe("proactive renewal", () => {
       // The renewal failed: it tries again after 30 s (the first backoff step), not sooner.
       yield* awaitTimer(30_000)
       yield* TestClock.adjust(29_999)
-      yield* settle
+      expect(yield* timersIn(1)).toBe(1)
       expect(refresher.calls()).toBe(3)
       yield* TestClock.adjust(1)
       yield* waitUntil(() => refresher.calls() === 4)
@@ -664,8 +663,8 @@ describe("proactive renewal", () => {
       )
       expect(yield* renewal.scheduled).toBe(0)
       expect(fs.existsSync(path.dirname(dataDir))).toBe(false)
+      // No timer is left to wake (scheduled is 0 above), so nothing can call the provider now.
       yield* TestClock.adjust(10_000_000)
-      yield* settle
       expect(refresher.calls()).toBe(0)
     })
   )

@@ -35,3 +35,7 @@ export const logFormat = Options.choice("log-format", ["pretty", "json"] as Read
   Options.withDescription("pretty for people, json for one JSON object per stderr line"),
   Options.withDefault("pretty" as const)
 )
+
+/** An option that may be given any number of times. */
+export const repeated = <A>(option: Options.Options<A>, description: string): Options.Options<Array<A>> =>
+  option.pipe(Options.withDescription(description), Options.repeated)

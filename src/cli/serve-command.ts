@@ -21,13 +21,13 @@ export const serveOptions = {
     ),
     Options.optional
   ),
-  allow: Options.text("allow").pipe(
-    Options.withDescription("token pattern provider[:bucket] the socket may use, * as wildcard (repeatable)"),
-    Options.repeated
+  allow: shared.repeated(
+    Options.text("allow"),
+    "token pattern provider[:bucket] the socket may use, * as wildcard (repeatable)"
   ),
-  allowKey: Options.text("allow-key").pipe(
-    Options.withDescription("API key name pattern the socket may read, * as wildcard (repeatable)"),
-    Options.repeated
+  allowKey: shared.repeated(
+    Options.text("allow-key"),
+    "API key name pattern the socket may read, * as wildcard (repeatable)"
   ),
   rateLimit: Options.integer("rate-limit").pipe(
     Options.withDescription("requests per second per connection, 0 = off"),
@@ -37,9 +37,9 @@ export const serveOptions = {
     Options.withDescription("connections served at once; more are closed at once"),
     Options.withDefault(serverDefaults.maxConnections)
   ),
-  allowUid: Options.integer("allow-uid").pipe(
-    Options.withDescription("another uid that may connect (repeatable), e.g. a container's user"),
-    Options.repeated
+  allowUid: shared.repeated(
+    Options.integer("allow-uid"),
+    "another uid that may connect (repeatable), e.g. a container's user"
   ),
   capabilityTokenFile: Options.file("capability-token-file").pipe(
     Options.withDescription("require this secret (file mode 0600) in every handshake as capabilityToken"),

@@ -17,6 +17,8 @@ import { refreshCommand } from "./refresh-command.js"
 import { readStdin } from "./stdin.js"
 
 const provider = Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
+/** What every command on one stored token takes. */
+const oneToken = { dataDir: shared.dataDir, bucket: shared.bucket, provider }
 const decodeToken = Schema.decodeUnknownEither(OAuthToken)
 
 const tokenKey = (flags: { readonly provider: string; readonly bucket: string }) =>
@@ -25,9 +27,15 @@ const tokenKey = (flags: { readonly provider: string; readonly bucket: string })
     bucket: requireName(flags.bucket, "bucket")
   })
 
+type Store = typeof TokenStore.Service
+
 /** Runs a token command against the file store of the resolved data directory. */
-const withStore = <A, E>(dataDir: string, use: (store: typeof TokenStore.Service) => Effect.Effect<A, E>) =>
+const withStore = <A, E>(dataDir: string, use: (store: Store) => Effect.Effect<A, E>) =>
   Effect.flatMap(TokenStore, use).pipe(Effect.provide(FileTokenStore.layer(dataDir)))
+
+/** Runs `change` holding the key's lock (the one a running server takes too). */
+const underLock = <A, E>(store: Store, key: TokenKey, change: Effect.Effect<A, E>) =>
+  Effect.scoped(Effect.zipRight(store.lock(key), change))
 
 const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
   // The parser's own message quotes the input, which may be a secret: say only what is wrong.
@@ -44,32 +52,25 @@ const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
   })
 }
 
-const mustExist = (store: typeof TokenStore.Service, key: TokenKey) =>
+const mustExist = (store: Store, key: TokenKey) =>
   Effect.flatMap(store.getLatest(key), (token) =>
     token === undefined ? Effect.fail(new NotFound({ what: "token" })) : Effect.succeed(token)
   )
 
-const importCommand = Command.make(
-  "import",
-  { dataDir: shared.dataDir, bucket: shared.bucket, provider },
-  (flags) =>
-    Effect.gen(function* () {
-      const key = yield* tokenKey(flags)
-      const token = yield* Effect.flatMap(readStdin, parseToken)
-      yield* withStore(flags.dataDir, (store) =>
-        Effect.scoped(Effect.zipRight(store.lock(key), store.save(key, token)))
-      )
-      yield* Console.error(`stored token for ${key.provider}:${key.bucket}`)
-    })
+const importCommand = Command.make("import", oneToken, (flags) =>
+  Effect.gen(function* () {
+    const key = yield* tokenKey(flags)
+    const token = yield* Effect.flatMap(readStdin, parseToken)
+    yield* withStore(flags.dataDir, (store) => underLock(store, key, store.save(key, token)))
+    yield* Console.error(`stored token for ${key.provider}:${key.bucket}`)
+  })
 ).pipe(Command.withDescription("read one JSON token from stdin and store it in full"))
 
 const showCommand = Command.make(
   "show",
   {
-    dataDir: shared.dataDir,
-    bucket: shared.bucket,
-    reveal: Options.boolean("reveal").pipe(Options.withDescription("include the refresh token")),
-    provider
+    ...oneToken,
+    reveal: Options.boolean("reveal").pipe(Options.withDescription("include the refresh token"))
   },
   (flags) =>
     Effect.gen(function* () {
@@ -89,23 +90,14 @@ const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
   )
 ).pipe(Command.withDescription("list stored tokens, one provider:bucket a line"))
 
-const removeCommand = Command.make(
-  "remove",
-  { dataDir: shared.dataDir, bucket: shared.bucket, provider },
-  (flags) =>
-    Effect.gen(function* () {
-      const key = yield* tokenKey(flags)
-      yield* withStore(flags.dataDir, (store) =>
-        Effect.scoped(
-          Effect.gen(function* () {
-            yield* store.lock(key)
-            yield* mustExist(store, key)
-            yield* store.remove(key)
-          })
-        )
-      )
-      yield* Console.error(`removed token ${key.provider}:${key.bucket}`)
-    })
+const removeCommand = Command.make("remove", oneToken, (flags) =>
+  Effect.gen(function* () {
+    const key = yield* tokenKey(flags)
+    yield* withStore(flags.dataDir, (store) =>
+      underLock(store, key, Effect.zipRight(mustExist(store, key), store.remove(key)))
+    )
+    yield* Console.error(`removed token ${key.provider}:${key.bucket}`)
+  })
 ).pipe(Command.withDescription("delete a stored token"))
 
 export const tokenCommand = Command.make("token").pipe(

@@ -1,7 +1,7 @@
+import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
 import { type StoreError, type StoreOperation, StoreTimeout } from "../errors/errors.js"
 import { KeyStorage, type KeyStorageShape } from "../services/KeyStorage.js"
 import { TokenStore, type TokenStoreShape } from "../services/TokenStore.js"
@@ -13,58 +13,61 @@ import { TokenStore, type TokenStoreShape } from "../services/TokenStore.js"
  * wait included); `cached` is synchronous and passes through untouched.
  */
 
-type Deadline = <A, R>(
-  operation: StoreOperation,
-  call: Effect.Effect<A, StoreError, R>
-) => Effect.Effect<A, StoreError, R>
-
-const deadline =
-  (timeoutMs: number): Deadline =>
-  (operation, call) =>
+/**
+ * Puts the deadline on every Effect method of `service`: each is named by the
+ * store operation its timeout reports. Every member but `cached` must be
+ * named, so a new store method cannot go without a deadline.
+ */
+const withDeadline = <S extends { readonly cached: unknown }>(
+  service: S,
+  operations: { readonly [K in Exclude<keyof S, "cached">]: StoreOperation },
+  timeoutMs: number
+): S => {
+  const within = <A, R>(operation: StoreOperation, call: Effect.Effect<A, StoreError, R>) =>
     Effect.timeoutFail(call, {
       duration: Duration.millis(timeoutMs),
       onTimeout: () => new StoreTimeout({ operation })
     })
-
-export const decorateTokenStore = (store: TokenStoreShape, timeoutMs: number): TokenStoreShape => {
-  const within = deadline(timeoutMs)
-  return TokenStore.of({
-    cached: store.cached,
-    get: (key) => within("get", store.get(key)),
-    getLatest: (key) => within("get", store.getLatest(key)),
-    save: (key, token) => within("save", store.save(key, token)),
-    remove: (key) => within("remove", store.remove(key)),
-    listProviders: within("list", store.listProviders),
-    listBuckets: (provider) => within("list", store.listBuckets(provider)),
-    lock: (key): Effect.Effect<void, StoreError, Scope.Scope> => within("lock", store.lock(key))
-  })
+  const decorated: Record<string, unknown> = { ...service }
+  for (const [name, operation] of Object.entries(operations) as Array<[keyof S & string, StoreOperation]>) {
+    const member = service[name] as unknown
+    decorated[name] = Effect.isEffect(member)
+      ? within(operation, member as Effect.Effect<unknown, StoreError>)
+      : (...args: Array<unknown>) =>
+          within(operation, (member as (...a: Array<unknown>) => Effect.Effect<unknown, StoreError>)(...args))
+  }
+  return decorated as S
 }
 
-export const decorateKeyStorage = (storage: KeyStorageShape, timeoutMs: number): KeyStorageShape => {
-  const within = deadline(timeoutMs)
-  return KeyStorage.of({
-    cached: storage.cached,
-    get: (name) => within("get", storage.get(name)),
-    has: (name) => within("get", storage.has(name)),
-    list: within("list", storage.list),
-    set: (name, value) => within("set", storage.set(name, value)),
-    remove: (name) => within("remove", storage.remove(name))
-  })
-}
+export const decorateTokenStore = (store: TokenStoreShape, timeoutMs: number): TokenStoreShape =>
+  withDeadline(
+    store,
+    {
+      get: "get",
+      getLatest: "get",
+      save: "save",
+      remove: "remove",
+      listProviders: "list",
+      listBuckets: "list",
+      lock: "lock"
+    },
+    timeoutMs
+  )
+
+export const decorateKeyStorage = (storage: KeyStorageShape, timeoutMs: number): KeyStorageShape =>
+  withDeadline(storage, { get: "get", has: "get", list: "list", set: "set", remove: "remove" }, timeoutMs)
+
+/** A Layer that provides `tag` as `decorate` makes it from the `tag` it is provided with. */
+const decorating = <I, S>(tag: Context.Tag<I, S>, decorate: (service: S) => S): Layer.Layer<I, never, I> =>
+  Layer.effect(tag, Effect.map(tag, decorate))
 
 /** Puts the deadline on the `TokenStore` it is provided with. */
 export const tokens = (timeoutMs: number): Layer.Layer<TokenStore, never, TokenStore> =>
-  Layer.effect(
-    TokenStore,
-    Effect.map(TokenStore, (store) => decorateTokenStore(store, timeoutMs))
-  )
+  decorating(TokenStore, (store) => decorateTokenStore(store, timeoutMs))
 
 /** Puts the deadline on the `KeyStorage` it is provided with. */
 export const keys = (timeoutMs: number): Layer.Layer<KeyStorage, never, KeyStorage> =>
-  Layer.effect(
-    KeyStorage,
-    Effect.map(KeyStorage, (storage) => decorateKeyStorage(storage, timeoutMs))
-  )
+  decorating(KeyStorage, (storage) => decorateKeyStorage(storage, timeoutMs))
 
 /** Both. */
 export const layer = (

@@ -1,11 +1,22 @@
 import type { RejectReason } from "./rejections.js"
 
+/** Why an open connection's reads are paused: its peer does not take its answers, or it has the most requests in flight. */
+export type PauseReason = "peerNotReading" | "inFlightLimit"
+
+/** What the status needs to know of each open connection. */
+export interface ConnectionView {
+  readonly requestsInFlight: number
+  readonly pausedBy: PauseReason | undefined
+}
+
 /** A point-in-time view of the server's counters, for tests and the SIGUSR1 status line. */
 export interface StatusSnapshot {
   readonly connections: {
     readonly open: number
     readonly total: number
     readonly rejected: Readonly<Partial<Record<RejectReason, number>>>
+    /** Open connections whose reads are paused, by why (backpressure: nothing is dropped). */
+    readonly paused: Readonly<Record<PauseReason, number>>
   }
   /** Requests by operation, then by outcome (`ok` or a wire code). */
   readonly requests: Readonly<Record<string, Readonly<Record<string, number>>>>
@@ -36,12 +47,19 @@ export class ServerStatus {
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1
   }
 
-  snapshot(requestsInFlight: number, deadlinesPending: number): StatusSnapshot {
+  snapshot(connections: Iterable<ConnectionView>, deadlinesPending: number): StatusSnapshot {
+    let requestsInFlight = 0
+    const paused: Record<PauseReason, number> = { peerNotReading: 0, inFlightLimit: 0 }
+    for (const connection of connections) {
+      requestsInFlight += connection.requestsInFlight
+      if (connection.pausedBy !== undefined) paused[connection.pausedBy]++
+    }
     return {
       connections: {
         open: this.connectionsOpen,
         total: this.connectionsTotal,
-        rejected: { ...this.rejected }
+        rejected: { ...this.rejected },
+        paused
       },
       requests: Object.fromEntries([...this.requests].map(([op, outcomes]) => [op, { ...outcomes }])),
       requestsInFlight,

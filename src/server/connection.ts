@@ -11,6 +11,7 @@ import type { Expirable } from "./deadline-watch.js"
 import type { RequestReader } from "./read-request.js"
 import { REJECTION_LOG, type RejectReason } from "./rejections.js"
 import { handshakeAccepted, handshakeRefused, type Reply, replyTo } from "./replies.js"
+import type { ConnectionView, PauseReason } from "./ServerStatus.js"
 
 /**
  * Where a connection is in its life: waiting for the handshake (until its
@@ -39,14 +40,13 @@ const PAUSES = {
  * flight, while the peer is not reading its answers, while the server
  * drains, and for a turn of the event loop after `maxFramesPerRead` frames.
  */
-export class Connection implements Expirable {
+export class Connection implements Expirable, ConnectionView {
   private phase: Phase
   private readonly input: ConnectionInput
   private readonly out: ConnectionOutput
   private readonly requests: ConnectionRequests
   /** The peer half-closed: what it sent is still answered, then the connection closes (§14). */
   private peerEnded = false
-  /** Reasons besides the phase to stop handling frames. */
   private draining = false
   private yielding = false
   private readonly loggedPauses = new Set<keyof typeof PAUSES>()
@@ -77,6 +77,15 @@ export class Connection implements Expirable {
 
   get requestsInFlight(): number {
     return this.requests.inFlight
+  }
+
+  get pausedBy(): PauseReason | undefined {
+    if (this.closing) return undefined
+    return this.out.blocked ? "peerNotReading" : this.atInFlightLimit ? "inFlightLimit" : undefined
+  }
+
+  private get atInFlightLimit(): boolean {
+    return this.requests.inFlight >= this.ctx.config.maxInFlightPerConnection
   }
 
   /** The earliest pending deadline: the handshake, the last answers' linger, or a started frame's completion. */
@@ -117,13 +126,7 @@ export class Connection implements Expirable {
 
   /** The one condition for handling more frames (and so for reading more bytes). */
   private get mayRead(): boolean {
-    return (
-      !this.closing &&
-      !this.draining &&
-      !this.out.blocked &&
-      !this.yielding &&
-      this.requests.inFlight < this.ctx.config.maxInFlightPerConnection
-    )
+    return !this.closing && !this.draining && !this.out.blocked && !this.yielding && !this.atInFlightLimit
   }
 
   /** A bug in this code must cost one connection, never the server (the event callbacks run outside any fiber). */
@@ -200,8 +203,7 @@ export class Connection implements Expirable {
       if (this.phase._tag === "Handshaking") this.onHandshakeFrame(step.payload)
       else if (this.phase._tag === "Open") this.requests.onFrame(this.phase.read, step.payload)
     }
-    const maxInFlight = this.ctx.config.maxInFlightPerConnection
-    if (this.requests.inFlight >= maxInFlight) this.logPauseOnce("inFlight", maxInFlight)
+    if (this.atInFlightLimit) this.logPauseOnce("inFlight", this.ctx.config.maxInFlightPerConnection)
     this.flush()
     // Only a connection we are willing to read from can be late with its bytes.
     this.trackPartialFrame(waitingForBytes && this.mayRead)

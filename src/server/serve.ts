@@ -164,11 +164,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     audit.event("Info", "listening", { socket: socketPath, capabilityToken: capability.required })
     return {
       socketPath,
-      status: () => {
-        let inFlight = 0
-        for (const connection of connections) inFlight += connection.requestsInFlight
-        return status.snapshot(inFlight, deadlines.size)
-      }
+      status: () => status.snapshot(connections, deadlines.size)
     }
   }
 )

@@ -6,8 +6,8 @@ import { FrameClient } from "../support/frame-client.js"
 import { startServer } from "../support/server.js"
 
 /**
- * The per-connection cap on bytes received but not yet handled (issue 3,
- * `maxBufferedBytes`): a connection that piles up more than that (here: a
+ * The per-connection cap on bytes received but not yet handled
+ * (`maxBufferedBytes`): a connection that piles up more than that (here: a
  * frame announced at the size limit whose payload keeps coming) is closed and
  * counted, no matter how the bytes are split, and other connections do not
  * notice. Nothing here depends on time: the bytes can never be handled (the
@@ -16,7 +16,7 @@ import { startServer } from "../support/server.js"
 
 const CAP = 4096
 
-describe("per-connection buffered-bytes cap (issue 3)", () => {
+describe("per-connection buffered-bytes cap", () => {
   it.scoped("a connection holding more unhandled bytes than the cap is closed; others go on", () =>
     Effect.gen(function* () {
       const server = yield* startServer({ config: { maxBufferedBytes: CAP } })

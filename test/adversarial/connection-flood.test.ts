@@ -51,7 +51,7 @@ const flood = async (socketPath: string, steady: FrameClient) => {
   }
 }
 
-describe("connection flood (issue 3)", () => {
+describe("a connection flood", () => {
   it.scoped(
     `${FLOOD} connections at once against maxConnections ${LIMIT}: the excess is closed without a frame, served ones go on`,
     () =>

@@ -125,7 +125,7 @@ const saveLoop = async (client: FrameClient, bucket: string, state: KeyState): P
   }
 }
 
-describe("crash safety of the file store (issue 3)", () => {
+describe("crash safety of the file store", () => {
   it(`a proxy saving in a tight loop, SIGKILLed ${KILLS} times: every file is the old or the new token, nothing blocks the next writer`, async () => {
     await seed(BUCKETS)
     const states = new Map<string, KeyState>(BUCKETS.map((b) => [b, { acked: 0, sent: 0 }]))

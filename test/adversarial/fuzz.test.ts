@@ -6,10 +6,11 @@ import fc from "fast-check"
 import * as FileKeyStorage from "../../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
 import { encodeFrame } from "../../src/protocol/frame.js"
-import { answerProblems, MAX_PAYLOAD, RawClient, waitUntil } from "../support/adversarial.js"
+import { answerProblems, MAX_PAYLOAD, RawClient } from "../support/adversarial.js"
 import { FrameClient, type Json } from "../support/frame-client.js"
 import { startServer, type TestServer } from "../support/server.js"
 import { splitAt } from "../support/split.js"
+import { poll } from "../support/until.js"
 
 /**
  * Fuzzing a live server (real socket, real file store) with fast-check:
@@ -336,7 +337,7 @@ const handshakeArb = fc.record(
 
 // ---- the tests ------------------------------------------------------------------------------
 
-describe("fuzzing a live server (issue 3)", () => {
+describe("fuzzing a live server", () => {
   it("the answer check itself rejects what it must (so the fuzz checks are not vacuous)", () => {
     const ok = (data: unknown) => JSON.stringify({ v: 1, id: "x", ok: true, data })
     const fail = (extra: Record<string, unknown>) =>
@@ -570,11 +571,7 @@ describe("fuzzing a live server (issue 3)", () => {
         ).toEqual([])
         steady.close()
         yield* Effect.promise(() =>
-          waitUntil(
-            () => server.status().connections.open === 0,
-            () => JSON.stringify(server.status()),
-            5_000
-          )
+          poll(server.status, (status) => status.connections.open === 0, { what: "every connection closed" })
         )
         const after = server.status()
         expect(after.requestsInFlight).toBe(0)

@@ -4,9 +4,9 @@ import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { encodeFrame } from "../../src/protocol/frame.js"
-import { waitUntil } from "../support/adversarial.js"
 import { runCli, startServe, useCliWorkspace } from "../support/cli.js"
 import { FrameClient, type Json } from "../support/frame-client.js"
+import { until } from "../support/until.js"
 
 /**
  * PROTOCOL.md §12 against the real binary: a full session at
@@ -74,7 +74,7 @@ const needles = (): Array<[string, string]> =>
     ] as Array<[string, string]>
   })
 
-describe("secrets never logged (issue 3, PROTOCOL.md §12)", () => {
+describe("secrets never logged (PROTOCOL.md §12)", () => {
   it("a full session at --log-level trace: no secret in stdout or stderr, one JSON object per stderr line", async () => {
     await cli(
       ["token", "import", "anthropic"],
@@ -224,10 +224,7 @@ describe("secrets never logged (issue 3, PROTOCOL.md §12)", () => {
 
     // The status line on SIGUSR1.
     server.child.kill("SIGUSR1")
-    await waitUntil(
-      () => server.stderr().includes('"message":"status"'),
-      () => `no status line on stderr:\n${server.stderr()}`
-    )
+    await until(() => server.stderr().includes('"message":"status"'), { what: "a status line on stderr" })
     client.close()
     expect((await server.stop("SIGTERM")).code).toBe(0)
 

@@ -2,9 +2,10 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import { encodeFrame } from "../../src/protocol/frame.js"
-import { connectIdle, inBatches, waitForOpen, waitUntil } from "../support/adversarial.js"
+import { connectIdle, inBatches, waitForOpen } from "../support/adversarial.js"
 import { FrameClient } from "../support/frame-client.js"
 import { startServer } from "../support/server.js"
+import { poll } from "../support/until.js"
 
 /**
  * Slow clients against the deadlines of PROTOCOL.md §3/§4/§14, on TestClock:
@@ -54,7 +55,7 @@ const dribble = (dribblers: ReadonlyArray<Dribbler>): void => {
 const allClosed = (clients: ReadonlyArray<FrameClient>) =>
   Effect.promise(() => Promise.all(clients.map((c) => c.waitClosed(10_000))))
 
-describe("slow clients (issue 3)", () => {
+describe("slow clients", () => {
   it.scoped(
     "200 byte-dribblers and 200 silent connections are closed by their deadlines; a steady client is served throughout",
     () =>
@@ -105,10 +106,10 @@ describe("slow clients (issue 3)", () => {
         yield* tick(300, [...slowA, ...slowB])
         yield* allClosed([...silentA, ...slowA.map((d) => d.client)])
         yield* Effect.promise(() =>
-          waitUntil(
-            () =>
-              (rejected().handshake_timeout ?? 0) + (rejected().partial_frame_timeout ?? 0) === 2 * COHORT,
-            () => JSON.stringify(server.status())
+          poll(
+            rejected,
+            (now) => (now.handshake_timeout ?? 0) + (now.partial_frame_timeout ?? 0) === 2 * COHORT,
+            { what: "both cohorts closed by their deadlines" }
           )
         )
         expect(rejected()).toEqual({ handshake_timeout: COHORT, partial_frame_timeout: COHORT })

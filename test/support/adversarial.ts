@@ -4,6 +4,7 @@ import * as Schema from "effect/Schema"
 import { encodeFrame, FrameDecoder } from "../../src/protocol/frame.js"
 import type { StatusSnapshot } from "../../src/server/ServerStatus.js"
 import { FrameClient, type Json } from "./frame-client.js"
+import { poll } from "./until.js"
 
 /**
  * Helpers for the adversarial tests (test/adversarial): a client that writes
@@ -181,28 +182,13 @@ export class RawClient {
   }
 }
 
+/** A real-time pause, for tests that act at random moments (never before a negative check). */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Polls `probe` in real time until it holds; fails with `describe()` after `timeoutMs`. */
-export const waitUntil = async (
-  probe: () => boolean,
-  describe: () => string,
-  timeoutMs = 5_000,
-  intervalMs = 5
-): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${describe()}`)
-    await sleep(intervalMs)
-  }
-}
-
 /** Waits until the server counts exactly `open` open connections. */
-export const waitForOpen = (status: () => StatusSnapshot, open: number, timeoutMs = 5_000): Promise<void> =>
-  waitUntil(
-    () => status().connections.open === open,
-    () => `expected ${open} open connections, status: ${JSON.stringify(status())}`,
-    timeoutMs
+export const waitForOpen = (status: () => StatusSnapshot, open: number, limitMs = 5_000): Promise<void> =>
+  poll(status, (now) => now.connections.open === open, { limitMs, what: `${open} open connections` }).then(
+    () => undefined
   )
 
 /** Runs `make` for 0..n-1, at most `batch` at a time (keeps well inside the listen backlog). */

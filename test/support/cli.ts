@@ -3,6 +3,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, beforeEach } from "vitest"
+import type { StatusSnapshot } from "../../src/server/ServerStatus.js"
+import { poll } from "./until.js"
 
 /**
  * Helpers for tests that run the real, bundled binary (`node bin/credproxy.mjs`)
@@ -221,26 +223,25 @@ export const withTimeout = <A>(promise: Promise<A>, ms: number, message: string)
   ]).finally(() => clearTimeout(timer))
 }
 
+const statusLines = (stderr: string): Array<StatusSnapshot> =>
+  stderr
+    .split("\n")
+    .filter((line) => line.includes('"message":"status"'))
+    .map((line) => (JSON.parse(line) as { annotations: StatusSnapshot }).annotations)
+
 /**
- * Calls `probe` until it returns a value that `done` accepts, for up to
- * `timeoutMs` of real time; returns that value and the time it took.
+ * The counters of a running `serve` started with `--log-format json`: asks
+ * with SIGUSR1 and reads the status line it logs on stderr.
  */
-export const pollUntil = async <A>(
-  probe: () => Promise<A>,
-  done: (value: A) => boolean,
-  timeoutMs = 3_000,
-  intervalMs = 50
-): Promise<{ readonly value: A; readonly elapsedMs: number }> => {
-  const started = Date.now()
-  for (;;) {
-    const value = await probe()
-    const elapsedMs = Date.now() - started
-    if (done(value)) return { value, elapsedMs }
-    if (elapsedMs >= timeoutMs) {
-      throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
-  }
+export const serverStatus = async (server: ServeProcess): Promise<StatusSnapshot> => {
+  const before = statusLines(server.stderr()).length
+  server.child.kill("SIGUSR1")
+  const { value } = await poll(
+    () => statusLines(server.stderr()),
+    (lines) => lines.length > before,
+    { what: "a status line on stderr" }
+  )
+  return value[value.length - 1]!
 }
 
 /** Every file and directory under `dir` (relative paths), sorted. */

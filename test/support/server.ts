@@ -6,17 +6,19 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as FileKeyStorage from "../../src/layers/FileKeyStorage.js"
+import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
 import * as ProvidersFile from "../../src/layers/ProvidersFile.js"
 import type { ServerConfigShape } from "../../src/server/ServerConfig.js"
 import type { StatusSnapshot } from "../../src/server/ServerStatus.js"
 import { serve } from "../../src/server/serve.js"
 import { serverLayer } from "../../src/server/server-layer.js"
-import type { KeyStorage } from "../../src/services/KeyStorage.js"
+import { KeyStorage } from "../../src/services/KeyStorage.js"
 import type { OAuthProvider } from "../../src/services/OAuthProviders.js"
 import type { PeerVerifier } from "../../src/services/PeerVerifier.js"
 import type { TokenRefresher } from "../../src/services/TokenRefresher.js"
 import { TokenRenewal, type TokenRenewalShape } from "../../src/services/TokenRenewal.js"
-import type { TokenStore } from "../../src/services/TokenStore.js"
+import { TokenStore, type TokenStoreShape } from "../../src/services/TokenStore.js"
 import * as RecordingAuditLog from "./recording-audit-log.js"
 
 /** A fresh private directory (0700) under the real temp dir, removed when the scope closes. */
@@ -45,6 +47,38 @@ export interface TestServerOptions {
   readonly jitter?: Effect.Effect<number>
 }
 
+/** How many callers wait for a token lock, and how many hold one: negative checks wait on these. */
+export interface LockCounts {
+  waiting: number
+  held: number
+}
+
+/** Counts the token store's lock waits and holds, without changing what the lock does. */
+const observeLocks =
+  (counts: LockCounts) =>
+  (store: TokenStoreShape): TokenStoreShape => ({
+    ...store,
+    lock: (key) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function* () {
+          counts.waiting++
+          yield* restore(store.lock(key)).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                counts.waiting--
+              })
+            )
+          )
+          counts.held++
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => {
+              counts.held--
+            })
+          )
+        })
+      )
+  })
+
 export interface TestServer {
   readonly socketPath: string
   readonly dataDir: string
@@ -53,13 +87,15 @@ export interface TestServer {
   readonly status: () => StatusSnapshot
   /** The server's proactive renewal (how many timers it holds). */
   readonly renewal: TokenRenewalShape
+  /** The token store's locks, waited for and held. */
+  readonly locks: LockCounts
 }
 
 /**
  * Starts the real server with the production composition (`serverLayer`:
  * real socket, real kernel peer check, by default the real file store in a
- * temp dir), in the caller's scope and on the caller's Clock. Only the audit
- * log is swapped, for one that records.
+ * temp dir), in the caller's scope and on the caller's Clock. The audit log
+ * is swapped for one that records, and the token store's locks are counted.
  */
 export const startServer = (options: TestServerOptions = {}): Effect.Effect<TestServer, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -67,6 +103,12 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
     const dataDir = path.join(root, "data")
     const socketDir = path.join(root, "sock")
     const audit = RecordingAuditLog.makeRecording()
+    const locks: LockCounts = { waiting: 0, held: 0 }
+    const base = options.stores ?? Layer.merge(FileTokenStore.layer(dataDir), FileKeyStorage.layer(dataDir))
+    const stores = Layer.merge(
+      Layer.effect(TokenStore, Effect.map(TokenStore, observeLocks(locks))),
+      Layer.effect(KeyStorage, KeyStorage)
+    ).pipe(Layer.provide(base))
     const layer = serverLayer(
       {
         dataDir,
@@ -77,7 +119,7 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
         capabilityToken: options.capabilityToken
       },
       {
-        stores: options.stores,
+        stores,
         providers: options.providers === undefined ? undefined : ProvidersFile.fromList(options.providers),
         refresher: options.refresher,
         peers: options.peers,
@@ -90,5 +132,5 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
     const context = yield* Layer.build(layer.right).pipe(Effect.orDie)
     const { socketPath, status } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
     const renewal = Context.get(context, TokenRenewal)
-    return { socketPath, dataDir, socketDir, audit, status, renewal }
+    return { socketPath, dataDir, socketDir, audit, status, renewal, locks }
   })

@@ -1,6 +1,8 @@
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import * as TestClock from "effect/TestClock"
+import { until } from "./until.js"
 
 /**
  * Waits (in real time, up to `limitMs`) until some fiber sleeps until
@@ -10,9 +12,11 @@ import * as TestClock from "effect/TestClock"
 export const awaitTimer = (ms: number, limitMs = 5_000) =>
   Effect.gen(function* () {
     const target = (yield* TestClock.currentTimeMillis) + ms
-    const deadline = Date.now() + limitMs
-    while (!Chunk.some(yield* TestClock.sleeps(), (at) => at === target)) {
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`no timer for +${ms} ms appeared`)
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-    }
+    const sleeps = Runtime.runSync(yield* Effect.runtime<never>())
+    yield* Effect.promise(() =>
+      until(() => Chunk.some(sleeps(TestClock.sleeps()), (at) => at === target), {
+        limitMs,
+        what: `a timer for +${ms} ms`
+      })
+    )
   })
