@@ -20,14 +20,19 @@ const BASELINE = path.join(ROOT, "bench", "baseline-server.mjs")
 const LOAD = path.join(ROOT, "bench", "load.mjs")
 const RESULTS_DIR = path.join(ROOT, "bench", "results")
 
-const CASES = [
+let CASES = [
   { connections: 1, inflight: 1 },
   { connections: 8, inflight: 1 },
   { connections: 8, inflight: 16 },
   { connections: 64, inflight: 4 }
 ]
-const OPS = ["get_token", "get_api_key"]
-const SERVERS = ["baseline", "credproxy"]
+let OPS = ["get_token", "get_api_key"]
+/** The servers of this run; `before` (another build, `--compare DIR`) joins when given. */
+let SERVERS = ["baseline", "credproxy"]
+const binOf = (kind) => (kind === "before" ? path.join(COMPARE_DIR, "bin", "credproxy.mjs") : BIN)
+let COMPARE_DIR
+/** Rotates the order of the servers per step, so none always runs first or last. */
+const rotated = (step) => SERVERS.map((_, i) => SERVERS[(i + step) % SERVERS.length])
 const SPREAD_WARN = 0.15
 
 const TOKEN = {
@@ -48,7 +53,8 @@ const parseOptions = (argv) => {
     duration: 2,
     warmup: 0.5,
     spawns: 10,
-    idleConnections: 1000
+    idleConnections: 1000,
+    compare: undefined
   }
   const numeric = {
     "--repeats": "repeats",
@@ -61,9 +67,24 @@ const parseOptions = (argv) => {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === "--quick") options.quick = true
+    else if (arg === "--cases") {
+      const wanted = String(argv[++i]).split(",")
+      CASES = CASES.filter((c) => wanted.includes(`${c.connections}x${c.inflight}`))
+      if (CASES.length === 0) throw new Error("--cases takes case names such as 8x1,64x4")
+    } else if (arg === "--ops") {
+      const wanted = String(argv[++i]).split(",")
+      OPS = OPS.filter((op) => wanted.includes(op))
+      if (OPS.length === 0) throw new Error("--ops takes get_token and/or get_api_key")
+    } else if (arg === "--compare") {
+      const dir = argv[++i]
+      if (!dir || !existsSync(path.join(dir, "bin", "credproxy.mjs"))) {
+        throw new Error("--compare needs the directory of another built credproxy checkout (with bin/credproxy.mjs)")
+      }
+      options.compare = path.resolve(dir)
+    }
     else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N]\n"
+        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR]\n"
       )
       process.exit(0)
     } else if (numeric[arg]) {
@@ -230,9 +251,9 @@ let spawnCount = 0
 const startServer = (kind, env) =>
   new Promise((resolve, reject) => {
     const args =
-      kind === "credproxy"
+      kind !== "baseline"
         ? [
-            BIN,
+            binOf(kind),
             "serve",
             "--data-dir",
             env.dataDir,
@@ -247,7 +268,8 @@ const startServer = (kind, env) =>
           ]
         : [BASELINE, path.join(env.socketDir, `baseline-${process.pid}-${spawnCount++}.sock`), env.fixture]
     const startedAt = performance.now()
-    const child = track(spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }))
+    const cwd = kind === "before" ? COMPARE_DIR : ROOT
+    const child = track(spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }))
     let stderr = ""
     let stdout = ""
     let ready = false
@@ -369,10 +391,10 @@ const runLoadOnce = async (server, options) => {
 // Phases
 
 const measureStartup = async (env, options) => {
-  const ready = { credproxy: [], baseline: [] }
+  const ready = Object.fromEntries(SERVERS.map((kind) => [kind, []]))
   const stops = []
   for (let i = 0; i < options.spawns; i++) {
-    for (const kind of i % 2 ? [...SERVERS].reverse() : SERVERS) {
+    for (const kind of rotated(i)) {
       const server = await startServer(kind, env)
       ready[kind].push(server.readyMs)
       const stop = await stopServer(server)
@@ -389,19 +411,16 @@ const measureStartup = async (env, options) => {
     if (exit.code !== 0) throw new Error(`credproxy --help exited ${exit.code ?? exit.signal}`)
   }
   return {
-    readyMs: {
-      credproxy: { median: median(ready.credproxy), samples: ready.credproxy },
-      baseline: { median: median(ready.baseline), samples: ready.baseline }
-    },
+    readyMs: Object.fromEntries(SERVERS.map((kind) => [kind, { median: median(ready[kind]), samples: ready[kind] }])),
     helpMs: { median: median(help), samples: help },
     credproxyStops: stops
   }
 }
 
 const measureMemory = async (env, options) => {
-  const runs = { credproxy: [], baseline: [] }
+  const runs = Object.fromEntries(SERVERS.map((kind) => [kind, []]))
   for (let r = 0; r < options.repeats; r++) {
-    for (const kind of r % 2 ? [...SERVERS].reverse() : SERVERS) {
+    for (const kind of rotated(r)) {
       const server = await startServer(kind, env)
       const load = await startLoadChild()
       try {
@@ -441,7 +460,7 @@ const measureMemory = async (env, options) => {
     closedByServer: Math.max(...list.map((x) => x.closedByServer)),
     runs: list
   })
-  return { credproxy: summarize(runs.credproxy), baseline: summarize(runs.baseline) }
+  return Object.fromEntries(SERVERS.map((kind) => [kind, summarize(runs[kind])]))
 }
 
 const caseName = (c) => `${c.connections}x${c.inflight}`
@@ -462,7 +481,7 @@ const measureThroughput = async (env, options, warnings) => {
       for (const c of CASES) {
         for (const op of OPS) {
           // Alternate which server goes first (per case and per repeat), so neither always runs second.
-          const order = (pair++ + r) % 2 ? [...SERVERS].reverse() : SERVERS
+          const order = rotated(pair++ + r)
           for (const kind of order) {
             const server = servers[kind]
             if (!server.alive()) throw new Error(`${kind} died; stderr: ${server.stderr()}`)
@@ -538,6 +557,10 @@ const summarize = (runs) => {
       }).filter(([b, p]) => b && p)
       row.pairedThroughputRatio = median(pairs.map(([b, p]) => p.throughput / b.throughput))
       row.pairedP99Ratio = median(pairs.map(([b, p]) => p.latency.p99Us / b.latency.p99Us))
+      if (row.before) {
+        row.afterBeforeThroughput = row.credproxy.throughput / row.before.throughput
+        row.afterBeforeP99 = row.credproxy.p99Us / row.before.p99Us
+      }
       row.throughputRatio = row.credproxy.throughput / row.baseline.throughput
       row.p50Ratio = row.credproxy.p50Us / row.baseline.p50Us
       row.p99Ratio = row.credproxy.p99Us / row.baseline.p99Us
@@ -643,6 +666,31 @@ const printReport = (report) => {
       `ready ${fmtRatio(startup.readyMs.credproxy.median / startup.readyMs.baseline.median)}; ` +
       `credproxy --help ${startup.helpMs.median.toFixed(0)} ms (median of ${startup.helpMs.samples.length})`
   )
+  if (memory.before) {
+    out.push("")
+    out.push(`credproxy (this checkout) vs before (${meta.compare}), interleaved in this run:`)
+    out.push(
+      table(
+        ["case", "op", "before req/s", "cp req/s", "tput cp/before", "before p99 ms", "cp p99 ms", "p99 cp/before", "spread before/cp"],
+        summary.map((r) => [
+          r.case,
+          r.op,
+          fmtInt(r.before.throughput),
+          fmtInt(r.credproxy.throughput),
+          fmtRatio(r.afterBeforeThroughput),
+          fmtMs(r.before.p99Us),
+          fmtMs(r.credproxy.p99Us),
+          fmtRatio(r.afterBeforeP99),
+          `${fmtPct(r.before.throughputSpread)}/${fmtPct(r.credproxy.throughputSpread)}`
+        ])
+      )
+    )
+    out.push(
+      `idle RSS cp/before ${fmtRatio(memory.credproxy.idleKb / memory.before.idleKb)}, ` +
+        `KB/conn ${memory.before.kbPerConnection.toFixed(1)} → ${memory.credproxy.kbPerConnection.toFixed(1)}, ` +
+        `ready ${startup.readyMs.before.median.toFixed(0)} → ${startup.readyMs.credproxy.median.toFixed(0)} ms`
+    )
+  }
   if (warnings.length) {
     out.push("")
     for (const w of warnings) out.push(`WARNING: ${w}`)
@@ -657,6 +705,10 @@ const printReport = (report) => {
 
 const main = async () => {
   const options = parseOptions(process.argv.slice(2))
+  if (options.compare) {
+    COMPARE_DIR = options.compare
+    SERVERS = ["baseline", "credproxy", "before"]
+  }
   const cores = os.cpus().length
   const warnings = []
   const startedAt = Date.now()

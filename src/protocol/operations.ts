@@ -59,9 +59,16 @@ export type DataOf<Op extends Operation> = (typeof OperationData)[Op]["Type"]
 export const isOperation = (op: unknown): op is Operation =>
   typeof op === "string" && Object.hasOwn(OperationPayloads, op)
 
-/** A request id (§5): a non-empty string of at most 128 UTF-16 code units, echoed in the answer. */
-export const RequestId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(MAX_ID_LENGTH))
-export const isRequestId = Schema.is(RequestId)
+/**
+ * A request id (§5): a non-empty string of at most 128 UTF-16 code units,
+ * echoed in the answer. The predicate is the rule (read on every request, it
+ * must be cheap); the schema is built from it.
+ */
+export const isRequestId = (value: unknown): value is string =>
+  typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH
+export const RequestId = Schema.String.pipe(
+  Schema.filter(isRequestId, { message: () => `must be a non-empty string of at most ${MAX_ID_LENGTH} characters` })
+)
 
 /**
  * The rest of a request frame once its `id` and `op` are known: the version it
