@@ -190,6 +190,38 @@ describe("token operations over the socket, on the file store", () => {
   )
 })
 
+describe("a store that fails", () => {
+  it.scoped(
+    "answers INTERNAL_ERROR with a fixed text; the host log has the operation, reason and errno code",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* startServer()
+        // A regular file where the provider's directory belongs: reading the token fails with ENOTDIR.
+        fs.mkdirSync(path.join(server.dataDir, "tokens"), { recursive: true })
+        fs.writeFileSync(path.join(server.dataDir, "tokens", "broken"), "not a directory SECRET-X")
+        const client = yield* open(server)
+        const reply = yield* call(client, "get_token", { provider: "broken" }, "f-1")
+        expect(reply).toEqual({
+          v: 1,
+          id: "f-1",
+          ok: false,
+          code: "INTERNAL_ERROR",
+          error: "credential store unavailable"
+        })
+        const logged = server.audit.events.filter((event) => event.message === "store call failed")
+        expect(logged).toEqual([
+          {
+            level: "Error",
+            message: "store call failed",
+            fields: { op: "get_token", operation: "get", reason: "Io", code: "ENOTDIR" }
+          }
+        ])
+        expect(JSON.stringify(server.audit.events)).not.toContain("SECRET-X")
+        client.close()
+      })
+  )
+})
+
 describe("API key operations", () => {
   it.scoped("get_api_key, has_api_key, list_api_keys", () =>
     Effect.gen(function* () {
