@@ -78,11 +78,12 @@ const parseOptions = (argv) => {
     } else if (arg === "--compare") {
       const dir = argv[++i]
       if (!dir || !existsSync(path.join(dir, "bin", "credproxy.mjs"))) {
-        throw new Error("--compare needs the directory of another built credproxy checkout (with bin/credproxy.mjs)")
+        throw new Error(
+          "--compare needs the directory of another built credproxy checkout (with bin/credproxy.mjs)"
+        )
       }
       options.compare = path.resolve(dir)
-    }
-    else if (arg === "--help" || arg === "-h") {
+    } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
         "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR]\n"
       )
@@ -411,7 +412,9 @@ const measureStartup = async (env, options) => {
     if (exit.code !== 0) throw new Error(`credproxy --help exited ${exit.code ?? exit.signal}`)
   }
   return {
-    readyMs: Object.fromEntries(SERVERS.map((kind) => [kind, { median: median(ready[kind]), samples: ready[kind] }])),
+    readyMs: Object.fromEntries(
+      SERVERS.map((kind) => [kind, { median: median(ready[kind]), samples: ready[kind] }])
+    ),
     helpMs: { median: median(help), samples: help },
     credproxyStops: stops
   }
@@ -671,7 +674,17 @@ const printReport = (report) => {
     out.push(`credproxy (this checkout) vs before (${meta.compare}), interleaved in this run:`)
     out.push(
       table(
-        ["case", "op", "before req/s", "cp req/s", "tput cp/before", "before p99 ms", "cp p99 ms", "p99 cp/before", "spread before/cp"],
+        [
+          "case",
+          "op",
+          "before req/s",
+          "cp req/s",
+          "tput cp/before",
+          "before p99 ms",
+          "cp p99 ms",
+          "p99 cp/before",
+          "spread before/cp"
+        ],
         summary.map((r) => [
           r.case,
           r.op,

@@ -67,7 +67,9 @@ export const isOperation = (op: unknown): op is Operation =>
 export const isRequestId = (value: unknown): value is string =>
   typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH
 export const RequestId = Schema.String.pipe(
-  Schema.filter(isRequestId, { message: () => `must be a non-empty string of at most ${MAX_ID_LENGTH} characters` })
+  Schema.filter(isRequestId, {
+    message: () => `must be a non-empty string of at most ${MAX_ID_LENGTH} characters`
+  })
 )
 
 /**
