@@ -19,6 +19,7 @@ import { ensureDirAsync, writeFileAtomic } from "../src/layers/file-store/atomic
 import { STORE_REVALIDATE_MS } from "../src/layers/file-store/file-cache.js"
 import { LOCK_OPTIONS } from "../src/layers/file-store/file-lock.js"
 import { decodeName, encodeName } from "../src/layers/file-store/name-encoding.js"
+import { openStoreDir } from "../src/layers/file-store/store-dir.js"
 import * as KeyedLock from "../src/lib/keyed-lock.js"
 import { isValidName } from "../src/protocol/names.js"
 import type { OAuthToken } from "../src/protocol/token.js"
@@ -120,11 +121,11 @@ describe("atomic-file", () => {
   it.scoped("removes the temp file when the write fails", () =>
     Effect.gen(function* () {
       const root = yield* tempRoot
-      const target = path.join(root, "occupied")
-      yield* Effect.promise(() => fs.mkdir(path.join(target, "child"), { recursive: true }))
-      const error = yield* Effect.flip(writeFileAtomic("save", target, "data"))
+      const dir = yield* openStoreDir(root, "d")
+      yield* Effect.promise(() => fs.mkdir(path.join(root, "d", "occupied", "child"), { recursive: true }))
+      const error = yield* Effect.flip(writeFileAtomic("save", dir, "occupied", "data"))
       expect(error._tag).toBe("StoreFailure")
-      const names = yield* Effect.promise(() => fs.readdir(root))
+      const names = yield* Effect.promise(() => fs.readdir(path.join(root, "d")))
       expect(names).toEqual(["occupied"])
     })
   )
@@ -195,9 +196,9 @@ describe("FileTokenStore", () => {
       for (const file of all) expect(file === dataDir || file.startsWith(dataDir + path.sep)).toBe(true)
       expect(all.some((file) => path.basename(file) === "escape")).toBe(false)
 
-      expect(yield* store.listProviders).toEqual([...new Set([...evil, "p"])].sort())
+      expect(yield* store.listProviders()).toEqual([...new Set([...evil, "p"])].sort())
       expect(yield* store.listBuckets("p")).toEqual([...evil].sort())
-      expect(yield* keys.list).toEqual([...evil].sort())
+      expect(yield* keys.list()).toEqual([...evil].sort())
       const fresh = yield* FileTokenStore.make(dataDir)
       for (const name of evil) {
         const found = yield* fresh.get({ provider: name, bucket: name })
@@ -326,14 +327,14 @@ describe("FileTokenStore", () => {
         await fs.writeFile(path.join(tokens, ".tmp", "a.json"), "{}")
         await fs.writeFile(path.join(tokens, "stray.json"), "{}")
       })
-      expect(yield* store.listProviders).toEqual(["p1", "p2"])
+      expect(yield* store.listProviders()).toEqual(["p1", "p2"])
       expect(yield* store.listBuckets("p1")).toEqual(["b1", "b2"])
       expect(yield* store.listBuckets("p3")).toEqual([])
       expect(yield* store.listBuckets("unknown")).toEqual([])
       expect(yield* store.listBuckets("stray.json")).toEqual([])
 
       yield* store.remove({ provider: "p2", bucket: "b1" })
-      expect(yield* store.listProviders).toEqual(["p1"])
+      expect(yield* store.listProviders()).toEqual(["p1"])
       // The emptied provider directory is gone.
       const exists = yield* Effect.promise(() =>
         fs.stat(path.join(tokens, "p2")).then(
@@ -563,14 +564,14 @@ describe("FileKeyStorage", () => {
     Effect.gen(function* () {
       const dataDir = path.join(yield* tempRoot, "data")
       const keys = yield* FileKeyStorage.make(dataDir)
-      expect(yield* keys.list).toEqual([])
+      expect(yield* keys.list()).toEqual([])
       expect(yield* keys.has("openai")).toBe(false)
       yield* keys.set("openai", "sk-openai\n")
       yield* keys.set("anthropic", "sk-ant ünïcode")
       expect(yield* keys.get("openai")).toBe("sk-openai\n")
       expect(keys.cached("anthropic")).toEqual(Option.some("sk-ant ünïcode"))
       expect(yield* keys.has("anthropic")).toBe(true)
-      expect(yield* keys.list).toEqual(["anthropic", "openai"])
+      expect(yield* keys.list()).toEqual(["anthropic", "openai"])
       expect(yield* modeOf(path.join(dataDir, "keys"))).toBe(0o700)
       expect(yield* modeOf(path.join(dataDir, "keys", "openai.key"))).toBe(0o600)
       expect(
@@ -586,7 +587,7 @@ describe("FileKeyStorage", () => {
       yield* keys.remove("openai")
       expect(yield* keys.has("openai")).toBe(false)
       expect(yield* keys.get("openai")).toBeUndefined()
-      expect(yield* keys.list).toEqual(["anthropic"])
+      expect(yield* keys.list()).toEqual(["anthropic"])
 
       // An external removal shows after the revalidation interval.
       expect(yield* other.has("openai")).toBe(true)

@@ -2,9 +2,14 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { StoreFailure } from "../src/errors/errors.js"
 import * as FileKeyStorage from "../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../src/layers/FileTokenStore.js"
+import { TokenStore } from "../src/services/TokenStore.js"
 import { FrameClient, type Json } from "./support/frame-client.js"
+import * as MemoryStores from "./support/memory-stores.js"
 import { startServer, type TestServer } from "./support/server.js"
 
 const open = (server: TestServer) => Effect.promise(() => FrameClient.open(server.socketPath))
@@ -195,10 +200,18 @@ describe("a store that fails", () => {
     "answers INTERNAL_ERROR with a fixed text; the host log has the operation, reason and errno code",
     () =>
       Effect.gen(function* () {
-        const server = yield* startServer()
-        // A regular file where the provider's directory belongs: reading the token fails with ENOTDIR.
-        fs.mkdirSync(path.join(server.dataDir, "tokens"), { recursive: true })
-        fs.writeFileSync(path.join(server.dataDir, "tokens", "broken"), "not a directory SECRET-X")
+        const failing = Layer.scoped(
+          TokenStore,
+          Effect.map(MemoryStores.makeTokenStore, (store) => ({
+            ...store,
+            cached: () => Option.none(),
+            get: () =>
+              Effect.fail(
+                StoreFailure.io("get", Object.assign(new Error("/secret/path SECRET-X"), { code: "EIO" }))
+              )
+          }))
+        )
+        const server = yield* startServer({ stores: Layer.merge(failing, MemoryStores.keyStorageLayer) })
         const client = yield* open(server)
         const reply = yield* call(client, "get_token", { provider: "broken" }, "f-1")
         expect(reply).toEqual({
@@ -208,12 +221,38 @@ describe("a store that fails", () => {
           code: "INTERNAL_ERROR",
           error: "credential store unavailable"
         })
-        const logged = server.audit.events.filter((event) => event.message === "store call failed")
-        expect(logged).toEqual([
+        expect(server.audit.events.filter((event) => event.message === "store call failed")).toEqual([
           {
             level: "Error",
             message: "store call failed",
-            fields: { op: "get_token", operation: "get", reason: "Io", code: "ENOTDIR" }
+            fields: { op: "get_token", operation: "get", reason: "Io", code: "EIO" }
+          }
+        ])
+        expect(JSON.stringify(server.audit.events)).not.toContain("SECRET-X")
+        client.close()
+      })
+  )
+
+  it.scoped(
+    "a file where a provider's directory belongs is refused, not read: INTERNAL_ERROR, nothing of it logged",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* startServer()
+        fs.mkdirSync(path.join(server.dataDir, "tokens"), { recursive: true })
+        fs.writeFileSync(path.join(server.dataDir, "tokens", "broken"), "not a directory SECRET-X")
+        const client = yield* open(server)
+        const reply = yield* call(client, "get_token", { provider: "broken" }, "f-2")
+        expect(reply).toMatchObject({
+          id: "f-2",
+          ok: false,
+          code: "INTERNAL_ERROR",
+          error: "credential store unavailable"
+        })
+        expect(server.audit.events.filter((event) => event.message === "store call failed")).toEqual([
+          {
+            level: "Error",
+            message: "store call failed",
+            fields: { op: "get_token", operation: "get", reason: "Unsafe" }
           }
         ])
         expect(JSON.stringify(server.audit.events)).not.toContain("SECRET-X")

@@ -2,7 +2,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import type { NotFound, StoreError } from "../errors/errors.js"
-import type { ServerStartError } from "../errors/startup.js"
+import type { DataDirRefused, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
 import type { RefreshError } from "../services/RefreshCoordinator.js"
 import type { ExitWith } from "./exec-command.js"
@@ -17,7 +17,14 @@ export const EXIT_USAGE = 2
 const report = (message: string, status: number) => Effect.as(Console.error(`credproxy: ${message}`), status)
 
 /** Every failure a command can end in. */
-export type CliError = ExitWith | UsageError | ServerStartError | NotFound | StoreError | RefreshError
+export type CliError =
+  | ExitWith
+  | UsageError
+  | ServerStartError
+  | DataDirRefused
+  | NotFound
+  | StoreError
+  | RefreshError
 
 /**
  * The one place where a command's outcome becomes a message on stderr and an
@@ -36,6 +43,7 @@ export const withExitStatus = <R>(
       ExitWith: (error) => Effect.succeed(error.status),
       UsageError: (error) => report(error.message, EXIT_USAGE),
       ServerStartError: (error) => report(error.message, EXIT_USAGE),
+      DataDirRefused: (error) => report(error.message, EXIT_USAGE),
       NotFound: (error) => report(error.message, EXIT_NOT_FOUND)
     }),
     Effect.catchAll((error) => report(error.message, EXIT_FAILURE))

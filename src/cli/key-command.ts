@@ -34,7 +34,7 @@ const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags
 
 const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
   withKeys(flags.dataDir, (keys) =>
-    Effect.flatMap(keys.list, (names) => Effect.forEach(names, (n) => Console.log(n)))
+    Effect.flatMap(keys.list(), (names) => Effect.forEach(names, (n) => Console.log(n)))
   )
 ).pipe(Command.withDescription("list stored API key names, one a line"))
 

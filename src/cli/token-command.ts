@@ -8,8 +8,9 @@ import * as Schema from "effect/Schema"
 import { NotFound } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
 import * as FileTokenStore from "../layers/FileTokenStore.js"
+import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { fieldIssueOf, formatFieldIssue } from "../protocol/parse-issue.js"
-import { OAuthToken, sanitizeToken } from "../protocol/token.js"
+import { OAuthToken, sanitizeToken, storedTokenBytes } from "../protocol/token.js"
 import { type TokenKey, TokenStore } from "../services/TokenStore.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
@@ -48,7 +49,12 @@ const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
   return Either.match(decodeToken(json.right), {
     onLeft: (error) =>
       Effect.fail(new UsageError({ reason: formatFieldIssue(fieldIssueOf(error), "the token") })),
-    onRight: Effect.succeed
+    onRight: (token) =>
+      storedTokenBytes(token) > MAX_STORED_TOKEN_BYTES
+        ? Effect.fail(
+            new UsageError({ reason: `the token is larger than ${MAX_STORED_TOKEN_BYTES} bytes as JSON` })
+          )
+        : Effect.succeed(token)
   })
 }
 
@@ -83,7 +89,7 @@ const showCommand = Command.make(
 const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
   withStore(flags.dataDir, (store) =>
     Effect.gen(function* () {
-      for (const name of yield* store.listProviders) {
+      for (const name of yield* store.listProviders()) {
         for (const bucket of yield* store.listBuckets(name)) yield* Console.log(`${name}:${bucket}`)
       }
     })

@@ -61,7 +61,7 @@ export class LocalTokenStore implements TokenStoreLike {
   }
 
   async listProviders(): Promise<Array<string>> {
-    return [...(await this.use((s) => s.listProviders))]
+    return [...(await this.use((s) => s.listProviders()))]
   }
 
   async listBuckets(provider: string): Promise<Array<string>> {
@@ -120,7 +120,7 @@ export class LocalProviderKeyStorage implements ProviderKeyStorageLike {
   }
 
   async listKeys(): Promise<Array<string>> {
-    return [...(await this.use((k) => k.list))]
+    return [...(await this.use((k) => k.list()))]
   }
 
   saveKey(name: string, value: string): Promise<void> {

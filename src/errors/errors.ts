@@ -16,7 +16,8 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
     "UnknownOperation",
     "FrameTooLarge",
     "InvalidField",
-    "InvalidHandshake"
+    "InvalidHandshake",
+    "TokenTooLarge"
   ),
   issue: Schema.optional(FieldIssue)
 }) {}
@@ -34,6 +35,14 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
 /** The per-connection rate limit was exceeded; `retryAfter` is in seconds (> 0). */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
   retryAfter: Schema.Number
+}) {}
+
+/**
+ * The request is understood and allowed by the policy, but the server will
+ * not do it: the store's limit on new keys per run is reached (§22).
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  reason: Schema.Literal("StoreLimit")
 }) {}
 
 /** Nothing is stored under the name asked for. */
@@ -62,7 +71,18 @@ export type StoreOperation = typeof StoreOperation.Type
  */
 export class StoreFailure extends Schema.TaggedError<StoreFailure>()("StoreFailure", {
   operation: StoreOperation,
-  reason: Schema.Literal("Io", "Corrupt", "NotAFile", "TooLarge", "Unserializable", "LockHeld", "HostStore"),
+  reason: Schema.Literal(
+    "Io",
+    "Corrupt",
+    "NotAFile",
+    "TooLarge",
+    "Unserializable",
+    "LockHeld",
+    "Link",
+    "Unsafe",
+    "Moved",
+    "HostStore"
+  ),
   code: Schema.optional(Schema.String),
   issue: Schema.optional(FieldIssue)
 }) {
@@ -87,6 +107,9 @@ const STORE_FAILURES: Record<StoreFailure["reason"], string> = {
   TooLarge: "the stored value is too large",
   Unserializable: "the value cannot be serialized",
   LockHeld: "the lock stayed held by another process",
+  Link: "a symbolic link is where a file of the store belongs",
+  Unsafe: "a directory of the store is not private to this user",
+  Moved: "a directory of the store was moved during the write",
   HostStore: "the host's store failed"
 }
 
@@ -215,6 +238,7 @@ export type ProxyError =
   | InvalidRequest
   | OperationUnavailable
   | Unauthorized
+  | Forbidden
   | RateLimited
   | NotFound
   | UnknownVersion

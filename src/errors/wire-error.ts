@@ -1,4 +1,4 @@
-import { MAX_ID_LENGTH, PROTOCOL_VERSION } from "../protocol/limits.js"
+import { MAX_ID_LENGTH, MAX_STORED_TOKEN_BYTES, PROTOCOL_VERSION } from "../protocol/limits.js"
 import { formatFieldIssue } from "../protocol/parse-issue.js"
 import { WireCode } from "../protocol/wire-codes.js"
 import type { InvalidRequest, ProxyError } from "./errors.js"
@@ -24,6 +24,8 @@ const invalidRequestText = (error: InvalidRequest): string => {
       return error.issue === undefined ? "request is invalid" : formatFieldIssue(error.issue)
     case "InvalidHandshake":
       return `handshake ${error.issue === undefined ? "is invalid" : formatFieldIssue(error.issue)}`
+    case "TokenTooLarge":
+      return `token too large: at most ${MAX_STORED_TOKEN_BYTES} bytes as stored`
   }
 }
 
@@ -47,6 +49,8 @@ export const toWireError = (error: ProxyError): WireError => {
         message:
           error.reason === "Policy" ? "not allowed by the access policy" : "capability token missing or wrong"
       }
+    case "Forbidden":
+      return { code: WireCode.FORBIDDEN, message: "store limit reached" }
     case "RateLimited":
       return { code: WireCode.RATE_LIMITED, message: "rate limit exceeded", retryAfter: error.retryAfter }
     case "NotFound":

@@ -1,6 +1,6 @@
 import type { Dirent } from "node:fs"
 import * as fsp from "node:fs/promises"
-import * as path from "node:path"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
@@ -9,22 +9,32 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import { errorCode, StoreFailure } from "../errors/errors.js"
+import type { DataDirRefused } from "../errors/startup.js"
 import * as KeyedLock from "../lib/keyed-lock.js"
 import { fieldIssueOf } from "../protocol/parse-issue.js"
 import { OAuthToken } from "../protocol/token.js"
-import { type TokenKey, TokenStore, type TokenStoreShape } from "../services/TokenStore.js"
-import { ensureDir, writeFileAtomic } from "./file-store/atomic-file.js"
-import { ABSENT, makeFileCache, stampOf } from "./file-store/file-cache.js"
+import {
+  LISTING_LIMIT,
+  type TokenFilter,
+  type TokenKey,
+  TokenStore,
+  type TokenStoreShape
+} from "../services/TokenStore.js"
+import { removeStaleTempFiles, writeFileAtomic } from "./file-store/atomic-file.js"
+import { ABSENT, type Locate, makeFileCache, stampOf } from "./file-store/file-cache.js"
 import { lockFile } from "./file-store/file-lock.js"
+import { listFailure, makeListingCache, readEntries } from "./file-store/listing.js"
 import { decodeName, encodeName } from "./file-store/name-encoding.js"
-import { openStoreDir } from "./file-store/store-dir.js"
+import { type ChildOptions, openChild, openStoreDir, type StoreDir, withChild } from "./file-store/store-dir.js"
 
 /**
  * Tokens on disk, one JSON file per provider:bucket:
  * `${dataDir}/tokens/<enc(provider)>/<enc(bucket)>.json` (files 0600,
- * directories 0700). Reads come from a cache re-checked against the disk at
- * most every 500 ms, so the hot path is a map lookup; this process's writes
- * update the cache at once.
+ * directories 0700). Every file is reached through the directories' own
+ * descriptors and never through a symbolic link (`file-store/store-dir.ts`).
+ * Reads come from a cache re-checked against the disk at most every 500 ms,
+ * so the hot path is a map lookup; this process's writes update the cache at
+ * once. Listings are bounded and shared (`file-store/listing.ts`).
  */
 
 const TOKEN_SUFFIX = ".json"
@@ -37,101 +47,169 @@ const decodeToken = (text: string) =>
     Either.flatMap((json) => Either.mapLeft(decodeOAuthToken(json), fieldIssueOf))
   )
 
-/** A token file's bucket name, or `undefined` for anything else in the directory (temp files, lock dirs, strays). */
-const bucketOfEntry = (entry: Dirent): string | undefined => {
+/** A token file's bucket name, or `undefined` for anything else (temp files, lock dirs, links, strays). */
+const bucketOf = (entry: Dirent): string | undefined => {
   const name = entry.name
   if (!entry.isFile() || name.startsWith(".") || !name.endsWith(TOKEN_SUFFIX)) return undefined
   return decodeName(name.slice(0, -TOKEN_SUFFIX.length))
 }
 
-const readDirOrEmpty = async (dir: string): Promise<ReadonlyArray<Dirent>> => {
-  try {
-    return await fsp.readdir(dir, { withFileTypes: true })
-  } catch (error) {
-    const code = errorCode(error)
-    if (code === "ENOENT" || code === "ENOTDIR") return []
-    throw error
-  }
-}
+const providerOf = (entry: Dirent): string | undefined =>
+  entry.isDirectory() && !entry.name.startsWith(".") ? decodeName(entry.name) : undefined
 
-const bucketsIn = async (dir: string): Promise<Array<string>> => {
-  const buckets: Array<string> = []
-  for (const entry of await readDirOrEmpty(dir)) {
-    const bucket = bucketOfEntry(entry)
-    if (bucket !== undefined) buckets.push(bucket)
-  }
-  return buckets.sort()
-}
+const names = (
+  entries: ReadonlyArray<Dirent>,
+  decode: (entry: Dirent) => string | undefined
+): Array<string> =>
+  entries.flatMap((entry) => {
+    const name = decode(entry)
+    return name === undefined ? [] : [name]
+  })
 
-/** The store for `dataDir` (created 0700 if missing); the scope bounds the cache's life. */
-export const make = (dataDir: string): Effect.Effect<TokenStoreShape, StoreFailure, Scope.Scope> =>
+/** The store for `dataDir` (created 0700 if missing, refused if not private); the scope bounds its life. */
+export const make = (
+  dataDir: string
+): Effect.Effect<TokenStoreShape, StoreFailure | DataDirRefused, Scope.Scope> =>
   Effect.gen(function* () {
-    const tokensDir = yield* openStoreDir(dataDir, "tokens", 2)
-    const cache = makeFileCache<OAuthToken>({ clock: yield* Effect.clock, decode: decodeToken })
+    const tokens = yield* openStoreDir(dataDir, "tokens")
+    const clock = yield* Effect.clock
+    const cache = makeFileCache<OAuthToken>({ clock, decode: decodeToken })
     const locks = yield* KeyedLock.make
     yield* Effect.addFinalizer(() => Effect.sync(() => cache.clear()))
 
-    const providerDir = (provider: string): string => path.join(tokensDir, encodeName(provider))
-    const tokenFile = (key: TokenKey): string =>
-      path.join(providerDir(key.provider), encodeName(key.bucket) + TOKEN_SUFFIX)
+    const fileOf = (key: TokenKey) => encodeName(key.bucket) + TOKEN_SUFFIX
+    const relative = (key: TokenKey) => `tokens/${encodeName(key.provider)}/${fileOf(key)}`
+    const inProvider = <A, E>(provider: string, options: ChildOptions, use: (dir: StoreDir) => Effect.Effect<A, E>) =>
+      withChild(tokens, encodeName(provider), options, use)
+
+    /** The token file of `key`, for the cache: absent while the provider has no directory. */
+    const locate =
+      (key: TokenKey): Locate =>
+      (use) =>
+        inProvider(key.provider, { create: false, operation: "get" }, (dir) =>
+          Effect.tryPromise({
+            try: () => use(dir.entry(fileOf(key))),
+            catch: (cause) => StoreFailure.io("get", cause)
+          })
+        )
+
+    const bucketListing = makeListingCache(clock, (provider: string) =>
+      Effect.map(
+        inProvider(provider, { create: false, operation: "list", skipRefused: true }, (dir) =>
+          Effect.tryPromise({
+            try: () => readEntries(dir.entry("."), LISTING_LIMIT, (entry) => bucketOf(entry) !== undefined),
+            catch: listFailure
+          })
+        ),
+        (entries) => names(entries ?? [], bucketOf).sort()
+      )
+    )
+    const providerListing = makeListingCache(clock, (_: "all") =>
+      Effect.tryPromise({
+        try: () => readEntries(tokens.entry("."), LISTING_LIMIT, (entry) => providerOf(entry) !== undefined),
+        catch: listFailure
+      }).pipe(Effect.map((entries) => names(entries, providerOf).sort()))
+    )
+    const changed = (provider: string) => {
+      providerListing.invalidate("all")
+      bucketListing.invalidate(provider)
+    }
+
+    /**
+     * After a write: the provider's directory must still be the one inside
+     * the store. If it was moved away meanwhile, what was just written there
+     * is removed, so nothing of ours is left outside the store.
+     */
+    const stillInStore = (dir: StoreDir, name: string) =>
+      Effect.flatMap(
+        Effect.promise(async () => (await dir.inPlace()) && (await tokens.inPlace())),
+        (inPlace) =>
+          inPlace
+            ? Effect.void
+            : Effect.promise(() => fsp.unlink(dir.entry(name)).catch(() => undefined)).pipe(
+                Effect.zipRight(
+                  Effect.logWarning("store directory moved during a write; the write was undone")
+                ),
+                Effect.annotateLogs({ entry: dir.relative }),
+                Effect.zipRight(Effect.fail(new StoreFailure({ operation: "save", reason: "Moved" })))
+              )
+      )
 
     const save = (key: TokenKey, token: OAuthToken): Effect.Effect<void, StoreFailure> =>
-      Effect.suspend(() => {
-        const file = tokenFile(key)
-        const write = (data: string) =>
-          ensureDir("save", path.dirname(file)).pipe(Effect.zipRight(writeFileAtomic("save", file, data)))
-        return Effect.try({
+      Effect.gen(function* () {
+        const data = yield* Effect.try({
           try: () => JSON.stringify(token, null, 2) + "\n",
           catch: () => new StoreFailure({ operation: "save", reason: "Unserializable" })
-        }).pipe(
-          Effect.flatMap((data) =>
-            write(data).pipe(
-              // The provider directory can vanish between mkdir and the write (a concurrent
-              // `remove` deleting it once empty): one more try recreates it.
-              Effect.catchIf(
-                (error) => error.code === "ENOENT",
-                () => write(data)
-              )
-            )
-          ),
-          Effect.map((stats) => cache.remember(KeyedLock.tokenKeyId(key), token, stampOf(stats)))
+        })
+        const name = fileOf(key)
+        const write = inProvider(key.provider, { create: true, operation: "save" }, (dir) =>
+          writeFileAtomic("save", dir, name, data).pipe(Effect.tap(() => stillInStore(dir, name)))
         )
+        // The provider directory can vanish between its creation and the write (a concurrent
+        // `remove` deleting it once empty): one more try recreates it.
+        const stats = yield* write.pipe(
+          Effect.catchIf(
+            (error) => error.code === "ENOENT",
+            () => write
+          )
+        )
+        if (stats !== undefined) cache.remember(KeyedLock.tokenKeyId(key), token, stampOf(stats), data.length)
+        changed(key.provider)
       })
 
     const remove = (key: TokenKey): Effect.Effect<void, StoreFailure> =>
-      Effect.tryPromise({
-        try: async () => {
-          const file = tokenFile(key)
-          await fsp.unlink(file).catch((error: unknown) => {
-            if (errorCode(error) !== "ENOENT") throw error
-          })
-          cache.remember(KeyedLock.tokenKeyId(key), undefined, ABSENT)
-          // Tidy up an emptied provider directory; any error (ENOTEMPTY: a lock or another token) is fine.
-          await fsp.rmdir(path.dirname(file)).catch(() => undefined)
-        },
-        catch: (cause) => StoreFailure.io("remove", cause)
-      })
-
-    const listProviders: Effect.Effect<ReadonlyArray<string>, StoreFailure> = Effect.tryPromise({
-      try: async () => {
-        const candidates = (await readDirOrEmpty(tokensDir)).flatMap((entry) => {
-          if (!entry.isDirectory() || entry.name.startsWith(".")) return []
-          const provider = decodeName(entry.name)
-          return provider === undefined ? [] : [{ provider, dir: path.join(tokensDir, entry.name) }]
+      inProvider(key.provider, { create: false, operation: "remove" }, (dir) =>
+        Effect.tryPromise({
+          try: () =>
+            fsp.unlink(dir.entry(fileOf(key))).catch((error: unknown) => {
+              if (errorCode(error) !== "ENOENT") throw error
+            }),
+          catch: (cause) => StoreFailure.io("remove", cause)
         })
-        const withTokens = await Promise.all(
-          candidates.map(async ({ provider, dir }) => ((await bucketsIn(dir)).length > 0 ? [provider] : []))
+      ).pipe(
+        Effect.zipRight(
+          Effect.promise(async () => {
+            cache.remember(KeyedLock.tokenKeyId(key), undefined, ABSENT, 0)
+            changed(key.provider)
+            // Tidy up an emptied provider directory; any error (ENOTEMPTY: a lock or another token) is fine.
+            await fsp.rmdir(tokens.entry(encodeName(key.provider))).catch(() => undefined)
+          })
         )
-        return withTokens.flat().sort()
-      },
-      catch: (cause) => StoreFailure.io("list", cause)
-    })
+      )
 
-    const listBuckets = (provider: string): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
-      Effect.tryPromise({
-        try: () => bucketsIn(providerDir(provider)),
-        catch: (cause) => StoreFailure.io("list", cause)
+    /** Providers the filter lets through, then the ones with a token it lets through, within one budget of entries. */
+    const listProviders = (filter?: TokenFilter): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
+      Effect.gen(function* () {
+        const all = yield* providerListing.get("all")
+        const listed: Array<string> = []
+        let budget = LISTING_LIMIT - all.length
+        for (const provider of all) {
+          if (filter !== undefined && !filter.provider(provider)) continue
+          if (budget <= 0) break
+          const buckets = yield* bucketListing.get(provider)
+          budget -= buckets.length
+          if (buckets.some((bucket) => filter === undefined || filter.token(provider, bucket)))
+            listed.push(provider)
+        }
+        return listed
       })
+
+    /** The provider's directory, created when missing, open until the scope closes. */
+    const openProvider = (provider: string): Effect.Effect<StoreDir, StoreFailure, Scope.Scope> =>
+      Effect.acquireRelease(
+        Effect.flatMap(
+          openChild(tokens, encodeName(provider), { create: true, operation: "lock" }),
+          (child) =>
+            child._tag === "Opened"
+              ? Effect.succeed(child.dir)
+              : Effect.fail(new StoreFailure({ operation: "lock", reason: "Io", code: "ENOENT" }))
+        ),
+        (dir) => Effect.promise(() => dir.close())
+      )
+
+    /** The file lock, in the provider's directory held open meanwhile. */
+    const lockFileOf = (key: TokenKey) =>
+      Effect.flatMap(openProvider(key.provider), (dir) => lockFile(dir.entry(fileOf(key))))
 
     /**
      * In-process permit first (so this process never races itself for the
@@ -141,29 +219,46 @@ export const make = (dataDir: string): Effect.Effect<TokenStoreShape, StoreFailu
      */
     const lock = (key: TokenKey): Effect.Effect<void, StoreFailure, Scope.Scope> =>
       Effect.gen(function* () {
-        const outer = yield* Effect.scope
-        const inner = yield* Scope.fork(outer, ExecutionStrategy.sequential)
-        const file = tokenFile(key)
+        const inner = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
         yield* locks.acquire(KeyedLock.tokenKeyId(key)).pipe(
-          Effect.zipRight(ensureDir("lock", path.dirname(file))),
-          Effect.zipRight(lockFile(file)),
+          // The provider directory can be removed (emptied by a `remove`) between its opening and the lock.
+          Effect.zipRight(
+            lockFileOf(key).pipe(
+              Effect.catchIf(
+                (error) => error.code === "ENOENT",
+                () => lockFileOf(key)
+              )
+            )
+          ),
           Scope.extend(inner),
           Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(inner, exit)))
         )
       })
 
+    // Temp files a killed writer left behind, in the store and in each provider's directory.
+    yield* removeStaleTempFiles(tokens, yield* Clock.currentTimeMillis)
+    const providers = yield* Effect.tryPromise({
+      try: () => readEntries(tokens.entry("."), LISTING_LIMIT, (entry) => providerOf(entry) !== undefined),
+      catch: listFailure
+    })
+    for (const entry of providers) {
+      yield* withChild(tokens, entry.name, { create: false, operation: "open", skipRefused: true }, (dir) =>
+        removeStaleTempFiles(dir, clock.unsafeCurrentTimeMillis())
+      )
+    }
+
     return TokenStore.of({
       cached: (key) => cache.cached(KeyedLock.tokenKeyId(key)),
-      get: (key) => cache.get(KeyedLock.tokenKeyId(key), () => tokenFile(key)),
-      getLatest: (key) => Effect.suspend(() => cache.revalidate(KeyedLock.tokenKeyId(key), tokenFile(key))),
+      get: (key) => cache.get(KeyedLock.tokenKeyId(key), locate(key), relative(key)),
+      getLatest: (key) => cache.revalidate(KeyedLock.tokenKeyId(key), locate(key), relative(key)),
       save,
       remove,
       listProviders,
-      listBuckets,
+      listBuckets: (provider) => bucketListing.get(provider),
       lock
     })
   })
 
-/** The file token store as a Layer; fails when `dataDir` cannot be created. */
-export const layer = (dataDir: string): Layer.Layer<TokenStore, StoreFailure> =>
+/** The file token store as a Layer; fails when `dataDir` cannot be created or is not private. */
+export const layer = (dataDir: string): Layer.Layer<TokenStore, StoreFailure | DataDirRefused> =>
   Layer.scoped(TokenStore, make(dataDir))

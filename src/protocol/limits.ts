@@ -8,3 +8,5 @@ export const FRAME_HEADER_BYTES = 4
 export const MAX_FRAME_BYTES = 65536
 export const MAX_ID_LENGTH = 128
 export const MAX_NAME_LENGTH = 128
+/** A token as stored (its JSON) may not be larger (§22). */
+export const MAX_STORED_TOKEN_BYTES = 16 * 1024

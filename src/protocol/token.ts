@@ -64,3 +64,6 @@ export const mergeTokens = (stored: OAuthToken | undefined, incoming: OAuthToken
 
 /** Drops the refresh token of a token that came from the inner side (it may never set one). */
 export const withoutRefreshToken = (token: OAuthToken): OAuthToken => sanitizeToken(token) as OAuthToken
+
+/** The size of a token as stored: its JSON, in bytes (§22 limits it to MAX_STORED_TOKEN_BYTES). */
+export const storedTokenBytes = (token: OAuthToken): number => Buffer.byteLength(JSON.stringify(token))

@@ -26,6 +26,8 @@ export interface ServerConfigShape {
   readonly providerCallTimeoutMs: number
   /** How long requests in flight may finish when the server stops. */
   readonly shutdownDrainMs: number
+  /** Tokens (provider:bucket keys) `save_token` may create in one run; updates do not count (§22). */
+  readonly maxNewTokens: number
 }
 
 export class ServerConfig extends Context.Tag("credproxy/ServerConfig")<ServerConfig, ServerConfigShape>() {}
@@ -40,7 +42,8 @@ export const defaults: ServerConfigShape = {
   partialFrameTimeoutMs: 5_000,
   storeCallTimeoutMs: 15_000,
   providerCallTimeoutMs: 15_000,
-  shutdownDrainMs: 5_000
+  shutdownDrainMs: 5_000,
+  maxNewTokens: 256
 }
 
 /** Requests per second per connection when `--rate-limit` is not given (§10). */

@@ -1,18 +1,34 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { NotFound, OperationUnavailable, type ProxyError, Unauthorized } from "../errors/errors.js"
+import {
+  Forbidden,
+  InvalidRequest,
+  NotFound,
+  OperationUnavailable,
+  type ProxyError,
+  Unauthorized
+} from "../errors/errors.js"
+import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { DEFAULT_BUCKET } from "../protocol/names.js"
 import type { DecodedRequest, Operation, PayloadOf } from "../protocol/operations.js"
-import { mergeTokens, type OAuthToken, sanitizedTokenJson, withoutRefreshToken } from "../protocol/token.js"
+import {
+  mergeTokens,
+  type OAuthToken,
+  sanitizedTokenJson,
+  storedTokenBytes,
+  withoutRefreshToken
+} from "../protocol/token.js"
 import type { AccessPolicyShape } from "../services/AccessPolicy.js"
 import type { KeyStorageShape } from "../services/KeyStorage.js"
 import type { RefreshCoordinatorShape } from "../services/RefreshCoordinator.js"
 import type { TokenRenewalShape } from "../services/TokenRenewal.js"
-import type { TokenKey, TokenStoreShape } from "../services/TokenStore.js"
+import type { TokenFilter, TokenKey, TokenStoreShape } from "../services/TokenStore.js"
 import { fromStore, type Handled, refuse, run } from "./handled.js"
 
 export interface OperationDeps {
+  /** Tokens `save_token` may create in this run (§22). */
+  readonly maxNewTokens: number
   readonly tokens: TokenStoreShape
   readonly keys: KeyStorageShape
   readonly policy: AccessPolicyShape
@@ -31,6 +47,8 @@ interface OperationSpec<P> {
 type Specs = { readonly [Op in Operation]: OperationSpec<PayloadOf<Op>> }
 
 const DENIED = refuse(new Unauthorized({ reason: "Policy" }))
+const TOKEN_TOO_LARGE = new InvalidRequest({ reason: "TokenTooLarge" })
+const STORE_LIMIT = new Forbidden({ reason: "StoreLimit" })
 const TOKEN_NOT_FOUND = Either.left(new NotFound({ what: "token" }))
 const KEY_NOT_FOUND = Either.left(new NotFound({ what: "api key" }))
 
@@ -55,6 +73,8 @@ const orEmpty = <A>(list: Effect.Effect<ReadonlyArray<A>, ProxyError>) => Effect
  */
 export const makeOperations = (deps: OperationDeps): ((request: DecodedRequest) => Handled) => {
   const { tokens, keys, policy, refresh, renewal } = deps
+  /** Tokens created through the socket in this run; a failed save gives its place back. */
+  let created = 0
   const allowsToken = (p: { readonly provider: string; readonly bucket?: string | undefined }) =>
     policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET)
 
@@ -70,15 +90,8 @@ export const makeOperations = (deps: OperationDeps): ((request: DecodedRequest) 
   const locked = (key: TokenKey, work: Effect.Effect<void, ProxyError>) =>
     run(Effect.as(Effect.scoped(Effect.zipRight(tokens.lock(key), work)), "{}"))
 
-  /** A provider is listed when every bucket is allowed, or an allowed bucket of it holds a token (§14). */
-  const listable = (provider: string): Effect.Effect<boolean, ProxyError> =>
-    policy.allowsEveryBucket(provider)
-      ? Effect.succeed(true)
-      : policy.allowsProvider(provider)
-        ? Effect.map(tokens.listBuckets(provider), (buckets) =>
-            buckets.some((bucket) => policy.allowsToken(provider, bucket))
-          )
-        : Effect.succeed(false)
+  /** What the policy lets a listing show: a provider is listed when an allowed bucket of it holds a token (§14). */
+  const listed: TokenFilter = { provider: policy.allowsProvider, token: policy.allowsToken }
 
   const notAvailable = (op: Operation): OperationSpec<unknown> => ({
     authorize: () => true,
@@ -101,9 +114,22 @@ export const makeOperations = (deps: OperationDeps): ((request: DecodedRequest) 
       run: (p) => {
         const key = tokenKey(p)
         const incoming = withoutRefreshToken(p.token)
+        if (storedTokenBytes(incoming) > MAX_STORED_TOKEN_BYTES) return refuse(TOKEN_TOO_LARGE)
         return locked(
           key,
-          Effect.flatMap(tokens.getLatest(key), (stored) => tokens.save(key, mergeTokens(stored, incoming)))
+          Effect.flatMap(tokens.getLatest(key), (stored): Effect.Effect<void, ProxyError> => {
+            const merged = mergeTokens(stored, incoming)
+            if (storedTokenBytes(merged) > MAX_STORED_TOKEN_BYTES) return Effect.fail(TOKEN_TOO_LARGE)
+            if (stored !== undefined) return tokens.save(key, merged)
+            // A new token: it takes one of the run's places, given back if the save fails.
+            if (created >= deps.maxNewTokens) return Effect.fail(STORE_LIMIT)
+            created++
+            return Effect.tapError(tokens.save(key, merged), () =>
+              Effect.sync(() => {
+                created--
+              })
+            )
+          })
         )
       }
     },
@@ -117,12 +143,7 @@ export const makeOperations = (deps: OperationDeps): ((request: DecodedRequest) 
     list_providers: {
       authorize: () => true,
       run: () =>
-        run(
-          Effect.map(
-            orEmpty(Effect.flatMap(tokens.listProviders, (all) => Effect.filter(all, listable))),
-            (providers) => JSON.stringify({ providers })
-          )
-        )
+        run(Effect.map(orEmpty(tokens.listProviders(listed)), (providers) => JSON.stringify({ providers })))
     },
     list_buckets: {
       authorize: (p) => policy.allowsProvider(p.provider),
@@ -161,9 +182,7 @@ export const makeOperations = (deps: OperationDeps): ((request: DecodedRequest) 
     list_api_keys: {
       authorize: () => true,
       run: () =>
-        run(
-          Effect.map(orEmpty(keys.list), (names) => JSON.stringify({ keys: names.filter(policy.allowsKey) }))
-        )
+        run(Effect.map(orEmpty(keys.list(policy.allowsKey)), (names) => JSON.stringify({ keys: names })))
     },
     refresh_token: {
       authorize: allowsToken,

@@ -67,7 +67,8 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       keys: yield* KeyStorage,
       policy: yield* AccessPolicy,
       refresh: yield* RefreshCoordinator,
-      renewal: yield* TokenRenewal
+      renewal: yield* TokenRenewal,
+      maxNewTokens: config.maxNewTokens
     })
 
     // The path length is checked before the directory is created, so a refused path leaves nothing behind.

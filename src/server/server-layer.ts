@@ -2,6 +2,7 @@ import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type { StoreFailure } from "../errors/errors.js"
+import type { DataDirRefused } from "../errors/startup.js"
 import { UsageError } from "../errors/usage.js"
 import * as AccessPolicyLive from "../layers/AccessPolicyLive.js"
 import * as CapabilityGateLive from "../layers/CapabilityGateLive.js"
@@ -50,7 +51,9 @@ export interface ServeOptions {
  */
 export interface ServerParts {
   /** The token store and key storage; default the file stores in `dataDir`. */
-  readonly stores?: Layer.Layer<TokenStore | KeyStorage, StoreFailure | UsageError> | undefined
+  readonly stores?:
+    | Layer.Layer<TokenStore | KeyStorage, StoreFailure | DataDirRefused | UsageError>
+    | undefined
   /** The OAuth providers; default the providers file. */
   readonly providers?: Layer.Layer<OAuthProviders, UsageError> | undefined
   /** What calls a token endpoint; default oauth4webapi over fetch. */
@@ -123,7 +126,7 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
         )
       )
     )
-    const layer: Layer.Layer<ServerServices, StoreFailure | UsageError> = Layer.mergeAll(
+    const layer: Layer.Layer<ServerServices, StoreFailure | DataDirRefused | UsageError> = Layer.mergeAll(
       CapabilityGateLive.layer(options.capabilityToken),
       refresh,
       AccessPolicyLive.layer(tokenPatterns, keyPatterns),

@@ -13,7 +13,8 @@ export interface KeyStorageShape {
   readonly cached: (name: string) => Option.Option<string | undefined>
   readonly get: (name: string) => Effect.Effect<string | undefined, StoreError>
   readonly has: (name: string) => Effect.Effect<boolean, StoreError>
-  readonly list: Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Stored key names that `include` lets through (all without it); at most LISTING_LIMIT entries are read. */
+  readonly list: (include?: (name: string) => boolean) => Effect.Effect<ReadonlyArray<string>, StoreError>
   readonly set: (name: string, value: string) => Effect.Effect<void, StoreError>
   /** Deletes the key; succeeds when nothing was stored. */
   readonly remove: (name: string) => Effect.Effect<void, StoreError>

@@ -13,6 +13,15 @@ export interface TokenKey {
 
 export const tokenKeyString = (key: TokenKey): string => `${key.provider}:${key.bucket}`
 
+/** Which providers and tokens a listing may show (the access policy's view). */
+export interface TokenFilter {
+  readonly provider: (provider: string) => boolean
+  readonly token: (provider: string, bucket: string) => boolean
+}
+
+/** A listing reads at most this many directory entries (§22), so no listing can stall the others. */
+export const LISTING_LIMIT = 1_000
+
 /**
  * Holds full OAuth tokens (refresh tokens included). A store may keep what it
  * read in memory, but must show another process's writes within 1 s and its
@@ -33,9 +42,13 @@ export interface TokenStoreShape {
   readonly save: (key: TokenKey, token: OAuthToken) => Effect.Effect<void, StoreError>
   /** Deletes the token; succeeds when nothing was stored. */
   readonly remove: (key: TokenKey) => Effect.Effect<void, StoreError>
-  /** Providers with at least one stored token. */
-  readonly listProviders: Effect.Effect<ReadonlyArray<string>, StoreError>
-  /** Buckets of a provider that hold a token; `[]` for an unknown provider. */
+  /**
+   * Providers with at least one stored token that `filter` lets through
+   * (all without one). The filter is applied before anything it excludes is
+   * read, and a listing reads at most LISTING_LIMIT entries (§22).
+   */
+  readonly listProviders: (filter?: TokenFilter) => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Buckets of a provider that hold a token (at most LISTING_LIMIT read); `[]` for an unknown provider. */
   readonly listBuckets: (provider: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
   /** The provider:bucket lock, held until the scope closes; exclusive within this process (and across processes where the store can). */
   readonly lock: (key: TokenKey) => Effect.Effect<void, StoreError, Scope.Scope>

@@ -38,9 +38,15 @@ export const makeTokenStore: Effect.Effect<TokenStoreShape, never, import("effec
         Effect.sync(() => {
           entries.delete(KeyedLock.tokenKeyId(key))
         }),
-      listProviders: Effect.sync(() =>
-        [...new Set([...entries.values()].map((entry) => entry.key.provider))].sort()
-      ),
+      listProviders: (filter) =>
+        Effect.sync(() => {
+          const shown = [...entries.values()].filter(
+            ({ key }) =>
+              filter === undefined ||
+              (filter.provider(key.provider) && filter.token(key.provider, key.bucket))
+          )
+          return [...new Set(shown.map((entry) => entry.key.provider))].sort()
+        }),
       listBuckets: (provider) =>
         Effect.sync(() =>
           [...entries.values()]
@@ -58,7 +64,8 @@ export const makeKeyStorage: Effect.Effect<KeyStorageShape> = Effect.sync(() => 
     cached: (name) => Option.some(entries.get(name)),
     get: (name) => Effect.sync(() => entries.get(name)),
     has: (name) => Effect.sync(() => entries.has(name)),
-    list: Effect.sync(() => [...entries.keys()].sort()),
+    list: (include) =>
+      Effect.sync(() => [...entries.keys()].filter((name) => include?.(name) ?? true).sort()),
     set: (name, value) =>
       Effect.sync(() => {
         entries.set(name, value)

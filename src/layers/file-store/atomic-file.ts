@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto"
-import type { Stats } from "node:fs"
+import { constants, type Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import { StoreFailure, type StoreOperation } from "../../errors/errors.js"
+import type { StoreDir } from "./store-dir.js"
 
 /**
  * File primitives of the file stores: a reader never sees a torn file, a
@@ -16,32 +17,29 @@ export const DIR_MODE = 0o700
 /** Mode of every file a store writes. */
 export const FILE_MODE = 0o600
 
-/** The temp file name next to `file`: hidden (leading `.`) so listings skip it. */
-export const tempPathFor = (file: string): string =>
-  path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(8).toString("hex")}.tmp`)
+/** A temp file name for `name`: hidden (leading `.`) so listings skip it, and unguessable. */
+export const tempNameFor = (name: string): string => `.${name}.${randomBytes(8).toString("hex")}.tmp`
 
-/** Flushes a directory entry change (the rename); not every platform/file system allows it, so errors are ignored. */
-const syncDirectory = async (dir: string): Promise<void> => {
-  const handle = await fsp.open(dir, "r").catch(() => undefined)
-  if (handle === undefined) return
-  await handle.sync().catch(() => undefined)
-  await handle.close().catch(() => undefined)
-}
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0)
 
 /**
- * Promise form of {@link writeFileAtomic}. Resolves with the stats of the
- * written file (taken from the open descriptor before the rename, which keeps
- * inode, size and mtime), so callers can remember exactly what they wrote.
+ * Replaces `name` in `dir` atomically: write a temp file in the same
+ * directory (exclusive create, never through a link), set its mode exactly,
+ * fsync, close, rename over `name`, fsync the directory. The temp file is
+ * removed on failure. Resolves with the stats of the written file (taken from
+ * its descriptor before the rename, which keeps inode, size and mtime), so
+ * callers can remember exactly what they wrote.
  */
 export const writeFileAtomicAsync = async (
-  file: string,
+  dir: StoreDir,
+  name: string,
   data: string | Uint8Array,
   mode: number = FILE_MODE
 ): Promise<Stats> => {
-  const temp = tempPathFor(file)
+  const temp = dir.entry(tempNameFor(name))
   let handle: fsp.FileHandle | undefined
   try {
-    handle = await fsp.open(temp, "wx", mode)
+    handle = await fsp.open(temp, CREATE_NEW, mode)
     // open()'s mode is filtered by the umask; set it exactly.
     await handle.chmod(mode)
     await handle.writeFile(data)
@@ -50,8 +48,8 @@ export const writeFileAtomicAsync = async (
     const open = handle
     handle = undefined
     await open.close()
-    await fsp.rename(temp, file)
-    await syncDirectory(path.dirname(file))
+    await fsp.rename(temp, dir.entry(name))
+    await dir.sync()
     return stats
   } catch (error) {
     await handle?.close().catch(() => undefined)
@@ -60,24 +58,21 @@ export const writeFileAtomicAsync = async (
   }
 }
 
-/**
- * Replaces `file` atomically: write a temp file in the same directory (mode
- * `mode`, exclusive create), fsync, close, rename over `file`, fsync the
- * directory. The temp file is removed on failure.
- */
+/** {@link writeFileAtomicAsync} as an Effect; a failure is a `StoreFailure` for `operation`. */
 export const writeFileAtomic = (
   operation: StoreOperation,
-  file: string,
+  dir: StoreDir,
+  name: string,
   data: string | Uint8Array,
   mode: number = FILE_MODE
 ): Effect.Effect<Stats, StoreFailure> =>
   Effect.tryPromise({
-    try: () => writeFileAtomicAsync(file, data, mode),
+    try: () => writeFileAtomicAsync(dir, name, data, mode),
     catch: (cause) => StoreFailure.io(operation, cause)
   })
 
 /**
- * Promise form of {@link ensureDir}: creates `dir` and missing parents with
+ * Creates `dir` and missing parents with
  * mode 0700 and chmods exactly the directories it created to 0700 (the
  * umask may have narrowed them). Directories that already existed (a user's
  * own data directory, `~/.local/share`, ...) are left as they are.
@@ -97,36 +92,24 @@ export const ensureDirAsync = async (dir: string): Promise<void> => {
   }
 }
 
-/** Makes sure `dir` exists; see {@link ensureDirAsync}. */
-export const ensureDir = (operation: StoreOperation, dir: string): Effect.Effect<void, StoreFailure> =>
-  Effect.tryPromise({
-    try: () => ensureDirAsync(dir),
-    catch: (cause) => StoreFailure.io(operation, cause)
-  })
-
 /** A temp file this old was left by a writer that died (a write takes milliseconds). */
 export const STALE_TEMP_FILE_MS = 60_000
 
 const TEMP_FILE = /^\..+\.[0-9a-f]{16}\.tmp$/
 
 /**
- * Removes temp files that a killed writer left behind in `dir` and, with
- * `depth` 2, in its subdirectories. They hold a full token or key (mode 0600),
- * so they are not left lying around. Best effort: errors are ignored.
+ * Removes temp files that a killed writer left behind in `dir`. They hold a
+ * full token or key (mode 0600), so they are not left lying around. Only
+ * regular files are removed; links are skipped. Best effort: errors are
+ * ignored.
  */
-export const removeStaleTempFiles = (dir: string, depth: 1 | 2, nowMs: number): Effect.Effect<void> =>
+export const removeStaleTempFiles = (dir: StoreDir, nowMs: number): Effect.Effect<void> =>
   Effect.promise(async () => {
-    const sweep = async (current: string, level: number): Promise<void> => {
-      const entries = await fsp.readdir(current, { withFileTypes: true }).catch(() => [])
-      for (const entry of entries) {
-        const full = path.join(current, entry.name)
-        if (entry.isDirectory() && level < depth && !entry.name.startsWith(".")) await sweep(full, level + 1)
-        else if (entry.isFile() && TEMP_FILE.test(entry.name)) {
-          const stat = await fsp.stat(full).catch(() => undefined)
-          if (stat !== undefined && nowMs - stat.mtimeMs > STALE_TEMP_FILE_MS)
-            await fsp.unlink(full).catch(() => {})
-        }
-      }
+    const entries = await fsp.readdir(dir.entry("."), { withFileTypes: true }).catch(() => [])
+    for (const entry of entries) {
+      if (!entry.isFile() || !TEMP_FILE.test(entry.name)) continue
+      const full = dir.entry(entry.name)
+      const stat = await fsp.lstat(full).catch(() => undefined)
+      if (stat?.isFile() && nowMs - stat.mtimeMs > STALE_TEMP_FILE_MS) await fsp.unlink(full).catch(() => {})
     }
-    await sweep(dir, 1)
   })

@@ -7,7 +7,6 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as lockfile from "proper-lockfile"
 import { errorCode, StoreFailure } from "../../errors/errors.js"
-import { DIR_MODE } from "./atomic-file.js"
 
 /**
  * The cross-process half of a store's lock: `proper-lockfile` creates the
@@ -46,22 +45,22 @@ export const LOCK_OPTIONS = {
   }
 } as const
 
-type Callback = (error: NodeJS.ErrnoException | null) => void
+type StatCallback = (error: NodeJS.ErrnoException | null, stats?: fs.Stats) => void
 
 /**
- * node:fs, except that creating the lock directory re-creates its parent (one
- * level) when it vanished: `remove` deletes an emptied provider directory, and
- * a locker racing with it would otherwise fail.
+ * node:fs for the library, except that looking at a lock never follows a
+ * symbolic link (§22): a link where the lock directory belongs is refused
+ * (`ELOOP`), never taken for a lock nor removed as a stale one.
  */
 const lockFs = {
   ...fs,
-  mkdir: (dir: string, callback: Callback): void => {
-    fs.mkdir(dir, (error) => {
-      if (errorCode(error) !== "ENOENT") return callback(error)
-      fs.mkdir(path.dirname(dir), { mode: DIR_MODE }, (parentError) => {
-        if (parentError && errorCode(parentError) !== "EEXIST") return callback(error)
-        fs.mkdir(dir, callback)
-      })
+  stat: (file: string, callback: StatCallback): void => {
+    fs.lstat(file, (error, stats) => {
+      if (error) return callback(error)
+      if (stats.isSymbolicLink()) {
+        return callback(Object.assign(new Error("the lock is a symbolic link"), { code: "ELOOP" }))
+      }
+      callback(null, stats)
     })
   }
 }
@@ -100,7 +99,16 @@ const attempt = (
         },
         (cause: unknown) => {
           if (abandoned) return
-          resume(Effect.fail(errorCode(cause) === "ELOCKED" ? new Busy() : StoreFailure.io("lock", cause)))
+          const code = errorCode(cause)
+          resume(
+            Effect.fail(
+              code === "ELOCKED"
+                ? new Busy()
+                : code === "ELOOP"
+                  ? new StoreFailure({ operation: "lock", reason: "Link" })
+                  : StoreFailure.io("lock", cause)
+            )
+          )
         }
       )
     return Effect.sync(() => {

@@ -1,24 +1,207 @@
+import { constants, existsSync } from "node:fs"
+import * as fsp from "node:fs/promises"
 import * as path from "node:path"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import type { StoreFailure } from "../../errors/errors.js"
-import { ensureDir, removeStaleTempFiles } from "./atomic-file.js"
+import type * as Scope from "effect/Scope"
+import { errorCode, StoreFailure } from "../../errors/errors.js"
+import { DataDirRefused } from "../../errors/startup.js"
+import { DIR_MODE, ensureDirAsync } from "./atomic-file.js"
 
 /**
- * Opens one store's directory under the data directory (`tokens`, `keys`):
- * both created 0700 when missing, and temp files a killed writer left behind
- * swept (`depth` 2 also looks one level down, in the provider directories).
+ * A directory of the store, held open and addressed through its descriptor
+ * (PROTOCOL.md §22). Every file inside is reached as `entry(name)`: on Linux
+ * that is `/proc/self/fd/{fd}/{name}`, which the kernel resolves from the
+ * directory the descriptor refers to, wherever it is now, so swapping the
+ * directory's path for another directory or a symbolic link does not move
+ * where credproxy reads and writes. Elsewhere it is the real path (checked
+ * again before each use). Files are opened with `O_NOFOLLOW`, so a symbolic
+ * link where a file belongs is never followed.
+ */
+export interface StoreDir {
+  /** The real path, for `inPlace` and the fallback without `/proc`. */
+  readonly path: string
+  /** The name relative to the data directory, the only name that reaches a log line. */
+  readonly relative: string
+  /** The path of `name` inside this directory, resolved through the descriptor where the platform can. */
+  readonly entry: (name: string) => string
+  /** Flushes a change of the directory's entries (a rename); errors are ignored. */
+  readonly sync: () => Promise<void>
+  /** True while the directory is still the one at its path (not moved or swapped since it was opened). */
+  readonly inPlace: () => Promise<boolean>
+  readonly close: () => Promise<void>
+}
+
+const O_DIRECTORY = constants.O_DIRECTORY ?? 0
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0
+const OPEN_DIR = constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW
+
+const uid = (): number | undefined => process.getuid?.()
+
+/** `/proc/self/fd` addresses a descriptor's directory by path on Linux; checked once. */
+let procFd: boolean | undefined
+const hasProcFd = (fd: number): boolean => {
+  procFd ??= process.platform === "linux" && existsSync(`/proc/self/fd/${fd}`)
+  return procFd
+}
+
+/** Why a directory is not private to us, or `undefined` when it is. */
+export const dirProblem = (stats: {
+  readonly uid: number
+  readonly mode: number
+  isDirectory(): boolean
+}): DataDirRefused["problem"] | undefined => {
+  if (!stats.isDirectory()) return "NotADirectory"
+  const own = uid()
+  if (own !== undefined && stats.uid !== own) return "Owner"
+  return (stats.mode & 0o022) === 0 ? undefined : "Writable"
+}
+
+type Opened =
+  | { readonly _tag: "Opened"; readonly dir: StoreDir }
+  | {
+      readonly _tag: "Refused"
+      readonly problem: DataDirRefused["problem"]
+      readonly uid: number
+      readonly mode: number
+    }
+  | { readonly _tag: "Absent" }
+
+/** Opens the directory at `at` without following a link there, and checks that it is ours alone. */
+const openDir = async (at: string, realPath: string, relative: string): Promise<Opened> => {
+  let handle: fsp.FileHandle
+  try {
+    handle = await fsp.open(at, OPEN_DIR)
+  } catch (error) {
+    const code = errorCode(error)
+    if (code === "ENOENT") return { _tag: "Absent" }
+    if (code === "ELOOP") return { _tag: "Refused", problem: "Link", uid: -1, mode: 0 }
+    if (code === "ENOTDIR") return { _tag: "Refused", problem: "NotADirectory", uid: -1, mode: 0 }
+    throw error
+  }
+  const stats = await handle.stat()
+  const problem = dirProblem(stats)
+  if (problem !== undefined) {
+    await handle.close()
+    return { _tag: "Refused", problem, uid: stats.uid, mode: stats.mode & 0o777 }
+  }
+  const fd = handle.fd
+  const viaFd = hasProcFd(fd)
+  const dir: StoreDir = {
+    path: realPath,
+    relative,
+    entry: (name) => (viaFd ? `/proc/self/fd/${fd}/${name}` : path.join(realPath, name)),
+    sync: () => handle.sync().catch(() => undefined),
+    inPlace: async () => {
+      const [now, there] = await Promise.all([handle.stat(), fsp.lstat(realPath).catch(() => undefined)])
+      return there !== undefined && there.isDirectory() && there.ino === now.ino && there.dev === now.dev
+    },
+    close: () => handle.close().catch(() => undefined)
+  }
+  return { _tag: "Opened", dir }
+}
+
+/**
+ * Opens one store's directory under the data directory (`tokens`, `keys`),
+ * for as long as the scope lasts. The data directory is resolved to its real
+ * path and created 0700 when missing; it and the store's directory must be
+ * directories owned by this user that group and others cannot write, else
+ * `DataDirRefused` (exit 2). The store's directory must not be a link.
  */
 export const openStoreDir = (
   dataDir: string,
+  name: string
+): Effect.Effect<StoreDir, StoreFailure | DataDirRefused, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async (): Promise<StoreDir | DataDirRefused> => {
+        await ensureDirAsync(dataDir)
+        const root = await fsp.realpath(dataDir)
+        const rootStats = await fsp.stat(root)
+        const rootProblem = dirProblem(rootStats)
+        if (rootProblem !== undefined) {
+          return new DataDirRefused({
+            dir: root,
+            problem: rootProblem,
+            uid: rootStats.uid,
+            mode: rootStats.mode & 0o777
+          })
+        }
+        const sub = path.join(root, name)
+        await fsp.mkdir(sub, { mode: DIR_MODE }).then(
+          () => fsp.chmod(sub, DIR_MODE),
+          (error: unknown) => {
+            if (errorCode(error) !== "EEXIST") throw error
+          }
+        )
+        const opened = await openDir(sub, sub, name)
+        if (opened._tag === "Opened") return opened.dir
+        if (opened._tag === "Absent")
+          throw Object.assign(new Error("store directory vanished"), { code: "ENOENT" })
+        return new DataDirRefused({ dir: sub, problem: opened.problem, uid: opened.uid, mode: opened.mode })
+      },
+      catch: (cause) => StoreFailure.io("open", cause)
+    }).pipe(
+      Effect.flatMap((dir) => (dir instanceof DataDirRefused ? Effect.fail(dir) : Effect.succeed(dir)))
+    ),
+    (dir) => Effect.promise(() => dir.close())
+  )
+
+/** What opening a directory inside the store found. */
+export type Child = { readonly _tag: "Opened"; readonly dir: StoreDir } | { readonly _tag: "Absent" }
+
+export interface ChildOptions {
+  /** Create it 0700 first when missing. */
+  readonly create: boolean
+  readonly operation: StoreFailure["operation"]
+  /** A listing skips a refused directory (it is logged) instead of failing. */
+  readonly skipRefused?: boolean
+}
+
+/**
+ * Opens the directory `name` inside `parent` (a provider's directory),
+ * creating it 0700 first when `create` is set. A link there, or a directory
+ * that is not ours alone, is refused with a `StoreFailure` (`Link`,
+ * `Unsafe`) and logged with its store-relative name.
+ */
+export const openChild = (parent: StoreDir, name: string, options: ChildOptions): Effect.Effect<Child, StoreFailure> =>
+  Effect.tryPromise({
+    try: async () => {
+      const at = parent.entry(name)
+      if (options.create) {
+        await fsp.mkdir(at, { mode: DIR_MODE }).then(
+          () => fsp.chmod(at, DIR_MODE),
+          (error: unknown) => {
+            if (errorCode(error) !== "EEXIST") throw error
+          }
+        )
+      }
+      return openDir(at, path.join(parent.path, name), `${parent.relative}/${name}`)
+    },
+    catch: (cause) => StoreFailure.io(options.operation, cause)
+  }).pipe(
+    Effect.flatMap((opened): Effect.Effect<Child, StoreFailure> => {
+      if (opened._tag !== "Refused") return Effect.succeed(opened)
+      const reason = opened.problem === "Link" ? "Link" : "Unsafe"
+      return Effect.logWarning("store directory refused").pipe(
+        Effect.annotateLogs({ entry: `${parent.relative}/${name}`, problem: opened.problem }),
+        Effect.zipRight(
+          options.skipRefused === true
+            ? Effect.succeed<Child>({ _tag: "Absent" })
+            : Effect.fail(new StoreFailure({ operation: options.operation, reason }))
+        )
+      )
+    })
+  )
+
+/** Runs `use` with the child directory open, and closes it after; `undefined` when it does not exist. */
+export const withChild = <A, E>(
+  parent: StoreDir,
   name: string,
-  depth: 1 | 2
-): Effect.Effect<string, StoreFailure> =>
-  Effect.gen(function* () {
-    const root = path.resolve(dataDir)
-    const dir = path.join(root, name)
-    yield* ensureDir("open", root)
-    yield* ensureDir("open", dir)
-    yield* removeStaleTempFiles(dir, depth, yield* Clock.currentTimeMillis)
-    return dir
-  })
+  options: ChildOptions,
+  use: (dir: StoreDir) => Effect.Effect<A, E>
+): Effect.Effect<A | undefined, E | StoreFailure> =>
+  Effect.acquireUseRelease(
+    openChild(parent, name, options),
+    (child) => (child._tag === "Opened" ? use(child.dir) : Effect.succeed(undefined)),
+    (child) => (child._tag === "Opened" ? Effect.promise(() => child.dir.close()) : Effect.void)
+  )
