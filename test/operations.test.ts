@@ -234,16 +234,23 @@ describe("a store that fails", () => {
   )
 
   it.scoped(
-    "a file where a provider's directory belongs is refused, not read: INTERNAL_ERROR, nothing of it logged",
+    "a file where a provider's directory belongs is never read: reads find nothing, writes are refused; nothing of it logged",
     () =>
       Effect.gen(function* () {
         const server = yield* startServer()
         fs.mkdirSync(path.join(server.dataDir, "tokens"), { recursive: true })
         fs.writeFileSync(path.join(server.dataDir, "tokens", "broken"), "not a directory SECRET-X")
         const client = yield* open(server)
-        const reply = yield* call(client, "get_token", { provider: "broken" }, "f-2")
-        expect(reply).toMatchObject({
-          id: "f-2",
+        const read = yield* call(client, "get_token", { provider: "broken" }, "f-2")
+        expect(read).toMatchObject({ id: "f-2", ok: false, code: "NOT_FOUND" })
+        const written = yield* call(
+          client,
+          "save_token",
+          { provider: "broken", token: { access_token: "a", expiry: 1, token_type: "Bearer" } },
+          "f-3"
+        )
+        expect(written).toMatchObject({
+          id: "f-3",
           ok: false,
           code: "INTERNAL_ERROR",
           error: "credential store unavailable"
@@ -252,7 +259,7 @@ describe("a store that fails", () => {
           {
             level: "Error",
             message: "store call failed",
-            fields: { op: "get_token", operation: "get", reason: "Unsafe" }
+            fields: { op: "save_token", operation: "lock", reason: "Unsafe" }
           }
         ])
         expect(JSON.stringify(server.audit.events)).not.toContain("SECRET-X")

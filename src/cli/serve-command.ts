@@ -1,6 +1,8 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { readCapabilityTokenFile } from "../config/capability-token-file.js"
@@ -97,8 +99,14 @@ const readyLine = (socketPath: string): string =>
 const logStatusOnSignal = (server: RunningServer) =>
   Effect.gen(function* () {
     const runtime = yield* Effect.runtime<never>()
+    // Asked for explicitly, so written whatever --log-level says.
     const onSignal = () =>
-      Runtime.runFork(runtime)(Effect.logInfo("status").pipe(Effect.annotateLogs({ ...server.status() })))
+      Runtime.runFork(runtime)(
+        Effect.logInfo("status").pipe(
+          Effect.annotateLogs({ ...server.status() }),
+          Logger.withMinimumLogLevel(LogLevel.All)
+        )
+      )
     yield* Effect.acquireRelease(
       Effect.sync(() => process.on("SIGUSR1", onSignal)),
       () => Effect.sync(() => process.removeListener("SIGUSR1", onSignal))

@@ -25,7 +25,13 @@ import { ABSENT, type Locate, makeFileCache, stampOf } from "./file-store/file-c
 import { lockFile } from "./file-store/file-lock.js"
 import { listFailure, makeListingCache, readEntries } from "./file-store/listing.js"
 import { decodeName, encodeName } from "./file-store/name-encoding.js"
-import { type ChildOptions, openChild, openStoreDir, type StoreDir, withChild } from "./file-store/store-dir.js"
+import {
+  type ChildOptions,
+  openChild,
+  openStoreDir,
+  type StoreDir,
+  withChild
+} from "./file-store/store-dir.js"
 
 /**
  * Tokens on disk, one JSON file per provider:bucket:
@@ -38,6 +44,8 @@ import { type ChildOptions, openChild, openStoreDir, type StoreDir, withChild } 
  */
 
 const TOKEN_SUFFIX = ".json"
+/** Provider directories a listing reads at once (a few, so that a large listing shares the I/O threads). */
+const LISTING_CONCURRENCY = 4
 
 const decodeOAuthToken = Schema.decodeUnknownEither(OAuthToken)
 
@@ -79,14 +87,18 @@ export const make = (
 
     const fileOf = (key: TokenKey) => encodeName(key.bucket) + TOKEN_SUFFIX
     const relative = (key: TokenKey) => `tokens/${encodeName(key.provider)}/${fileOf(key)}`
-    const inProvider = <A, E>(provider: string, options: ChildOptions, use: (dir: StoreDir) => Effect.Effect<A, E>) =>
-      withChild(tokens, encodeName(provider), options, use)
+    const inProvider = <A, E>(
+      provider: string,
+      options: ChildOptions,
+      use: (dir: StoreDir) => Effect.Effect<A, E>
+    ) => withChild(tokens, encodeName(provider), options, use)
 
     /** The token file of `key`, for the cache: absent while the provider has no directory. */
     const locate =
       (key: TokenKey): Locate =>
       (use) =>
-        inProvider(key.provider, { create: false, operation: "get" }, (dir) =>
+        // A provider directory that is a link, or not private, reads as absent (and is logged).
+        inProvider(key.provider, { create: false, operation: "get", skipRefused: true }, (dir) =>
           Effect.tryPromise({
             try: () => use(dir.entry(fileOf(key))),
             catch: (cause) => StoreFailure.io("get", cause)
@@ -177,21 +189,25 @@ export const make = (
         )
       )
 
-    /** Providers the filter lets through, then the ones with a token it lets through, within one budget of entries. */
+    /**
+     * The providers the filter lets through (decided on names alone), then
+     * those of them with a token the filter lets through: only the allowed
+     * providers' directories are read, each listing at most LISTING_LIMIT
+     * entries, as is the store's own directory.
+     */
     const listProviders = (filter?: TokenFilter): Effect.Effect<ReadonlyArray<string>, StoreFailure> =>
       Effect.gen(function* () {
         const all = yield* providerListing.get("all")
-        const listed: Array<string> = []
-        let budget = LISTING_LIMIT - all.length
-        for (const provider of all) {
-          if (filter !== undefined && !filter.provider(provider)) continue
-          if (budget <= 0) break
-          const buckets = yield* bucketListing.get(provider)
-          budget -= buckets.length
-          if (buckets.some((bucket) => filter === undefined || filter.token(provider, bucket)))
-            listed.push(provider)
-        }
-        return listed
+        const candidates = filter === undefined ? all : all.filter((provider) => filter.provider(provider))
+        const shown = yield* Effect.forEach(
+          candidates,
+          (provider) =>
+            Effect.map(bucketListing.get(provider), (buckets) =>
+              buckets.some((bucket) => filter === undefined || filter.token(provider, bucket))
+            ),
+          { concurrency: LISTING_CONCURRENCY }
+        )
+        return candidates.filter((_, i) => shown[i])
       })
 
     /** The provider's directory, created when missing, open until the scope closes. */

@@ -17,6 +17,8 @@ export interface ServerConfigShape {
   readonly maxFramesPerRead: number
   /** Bytes received but not yet handled that one connection may hold; past it the connection is closed. */
   readonly maxBufferedBytes: number
+  /** Bytes of answers written and not taken by the peer that one connection may hold; past it the connection is closed. */
+  readonly maxHeldAnswerBytes: number
   readonly handshakeTimeoutMs: number
   /** A frame started but not complete within this long closes the connection. */
   readonly partialFrameTimeoutMs: number
@@ -38,6 +40,7 @@ export const defaults: ServerConfigShape = {
   maxFramesPerRead: 128,
   // Reads pause under backpressure, so an honest client never gets near this; it bounds what a hostile one can pin.
   maxBufferedBytes: 1024 * 1024,
+  maxHeldAnswerBytes: 1024 * 1024,
   handshakeTimeoutMs: 5_000,
   partialFrameTimeoutMs: 5_000,
   storeCallTimeoutMs: 15_000,

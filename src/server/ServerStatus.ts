@@ -1,12 +1,17 @@
 import type { RejectReason } from "./rejections.js"
 
-/** Why an open connection's reads are paused: its peer does not take its answers, or it has the most requests in flight. */
-export type PauseReason = "peerNotReading" | "inFlightLimit"
+/**
+ * Why an open connection's reads are paused: its peer does not take its
+ * answers, the answers it holds (with those its requests may still add)
+ * reach the bound, or it has the most requests in flight.
+ */
+export type PauseReason = "peerNotReading" | "answersHeld" | "inFlightLimit"
 
 /** What the status needs to know of each open connection. */
 export interface ConnectionView {
   readonly requestsInFlight: number
   readonly pausedBy: PauseReason | undefined
+  readonly heldAnswerBytes: number
 }
 
 /** A point-in-time view of the server's counters, for tests and the SIGUSR1 status line. */
@@ -17,6 +22,8 @@ export interface StatusSnapshot {
     readonly rejected: Readonly<Partial<Record<RejectReason, number>>>
     /** Open connections whose reads are paused, by why (backpressure: nothing is dropped). */
     readonly paused: Readonly<Record<PauseReason, number>>
+    /** Bytes of answers written to all connections and not yet taken by their peers. */
+    readonly heldAnswerBytes: number
   }
   /** Requests by operation, then by outcome (`ok` or a wire code). */
   readonly requests: Readonly<Record<string, Readonly<Record<string, number>>>>
@@ -49,9 +56,11 @@ export class ServerStatus {
 
   snapshot(connections: Iterable<ConnectionView>, deadlinesPending: number): StatusSnapshot {
     let requestsInFlight = 0
-    const paused: Record<PauseReason, number> = { peerNotReading: 0, inFlightLimit: 0 }
+    let heldAnswerBytes = 0
+    const paused: Record<PauseReason, number> = { peerNotReading: 0, answersHeld: 0, inFlightLimit: 0 }
     for (const connection of connections) {
       requestsInFlight += connection.requestsInFlight
+      heldAnswerBytes += connection.heldAnswerBytes
       if (connection.pausedBy !== undefined) paused[connection.pausedBy]++
     }
     return {
@@ -59,7 +68,8 @@ export class ServerStatus {
         open: this.connectionsOpen,
         total: this.connectionsTotal,
         rejected: { ...this.rejected },
-        paused
+        paused,
+        heldAnswerBytes
       },
       requests: Object.fromEntries([...this.requests].map(([op, outcomes]) => [op, { ...outcomes }])),
       requestsInFlight,

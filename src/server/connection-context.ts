@@ -26,4 +26,6 @@ export interface ConnectionContext {
   readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   readonly config: ServerConfigShape
   readonly onClosed: (connection: Connection) => void
+  /** The connection completed its handshake (it no longer counts against the handshake share). */
+  readonly onHandshaken: (connection: Connection) => void
 }

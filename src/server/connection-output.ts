@@ -9,13 +9,19 @@ const FLUSH_AT_BYTES = 64 * 1024
  * The answers of one connection on their way out: collected while a read is
  * handled and written as one buffer (one `write` per read, not per answer),
  * large ones at once. `blocked` is set while the peer is not taking what was
- * written; the connection stops handling its frames meanwhile.
+ * written; the connection stops handling its frames meanwhile. `heldBytes`
+ * is what waits for the peer, for the connection's bound on it (§22).
  */
 export class ConnectionOutput {
   private readonly batch = new FrameBatch()
   blocked = false
 
   constructor(private readonly socket: net.Socket) {}
+
+  /** Bytes written to the socket and not yet taken by the peer, plus those collected for the next write. */
+  get heldBytes(): number {
+    return this.socket.writableLength + this.batch.size
+  }
 
   add(reply: Reply): void {
     this.batch.add(reply.json, reply.bytes)

@@ -8,6 +8,7 @@ import { ConnectionInput } from "./connection-input.js"
 import { ConnectionOutput } from "./connection-output.js"
 import { ConnectionRequests } from "./connection-requests.js"
 import type { Expirable } from "./deadline-watch.js"
+import { ReadGate } from "./read-gate.js"
 import type { RequestReader } from "./read-request.js"
 import { REJECTION_LOG, type RejectReason } from "./rejections.js"
 import { handshakeAccepted, handshakeRefused, type Reply, replyTo } from "./replies.js"
@@ -36,9 +37,7 @@ const PAUSES = {
  * One accepted, peer-checked connection: a small state machine driven by
  * socket events, which owns flow control and nothing else. Frames are cut
  * synchronously as bytes arrive; the first goes to the handshake reader, the
- * rest to `ConnectionRequests`. Reads pause while too many requests are in
- * flight, while the peer is not reading its answers, while the server
- * drains, and for a turn of the event loop after `maxFramesPerRead` frames.
+ * rest to `ConnectionRequests`. Reads pause while its `ReadGate` holds them.
  */
 export class Connection implements Expirable, ConnectionView {
   private phase: Phase
@@ -47,8 +46,7 @@ export class Connection implements Expirable, ConnectionView {
   private readonly requests: ConnectionRequests
   /** The peer half-closed: what it sent is still answered, then the connection closes (§14). */
   private peerEnded = false
-  private draining = false
-  private yielding = false
+  private readonly gate: ReadGate
   private readonly loggedPauses = new Set<keyof typeof PAUSES>()
 
   constructor(
@@ -64,6 +62,7 @@ export class Connection implements Expirable, ConnectionView {
       settled: () => this.pump(),
       contained: (handle) => this.contained(handle)
     })
+    this.gate = new ReadGate(this.out, this.requests, ctx.config)
     ctx.deadlines.watch(this)
     ctx.status.connectionsOpen++
     ctx.status.connectionsTotal++
@@ -79,13 +78,13 @@ export class Connection implements Expirable, ConnectionView {
     return this.requests.inFlight
   }
 
-  get pausedBy(): PauseReason | undefined {
-    if (this.closing) return undefined
-    return this.out.blocked ? "peerNotReading" : this.atInFlightLimit ? "inFlightLimit" : undefined
+  get heldAnswerBytes(): number {
+    return this.closing ? 0 : this.out.heldBytes
   }
 
-  private get atInFlightLimit(): boolean {
-    return this.requests.inFlight >= this.ctx.config.maxInFlightPerConnection
+  get pausedBy(): PauseReason | undefined {
+    const hold = this.closing ? undefined : this.gate.hold
+    return hold === "draining" || hold === "yielding" ? undefined : hold
   }
 
   /** The earliest pending deadline: the handshake, the last answers' linger, or a started frame's completion. */
@@ -109,7 +108,7 @@ export class Connection implements Expirable, ConnectionView {
 
   /** Shutdown: read no further frames; requests in flight still get their answers. */
   stopReading(): void {
-    this.draining = true
+    this.gate.draining = true
     this.updateFlow()
   }
 
@@ -126,7 +125,7 @@ export class Connection implements Expirable, ConnectionView {
 
   /** The one condition for handling more frames (and so for reading more bytes). */
   private get mayRead(): boolean {
-    return !this.closing && !this.draining && !this.out.blocked && !this.yielding && !this.atInFlightLimit
+    return !this.closing && this.gate.hold === undefined
   }
 
   /** A bug in this code must cost one connection, never the server (the event callbacks run outside any fiber). */
@@ -177,7 +176,7 @@ export class Connection implements Expirable, ConnectionView {
 
   /** Cuts and handles every complete frame that may be handled now, then writes the answers in one go. */
   private pump(): void {
-    if (this.yielding) {
+    if (this.gate.yielding) {
       this.flush()
       return
     }
@@ -203,7 +202,9 @@ export class Connection implements Expirable, ConnectionView {
       if (this.phase._tag === "Handshaking") this.onHandshakeFrame(step.payload)
       else if (this.phase._tag === "Open") this.requests.onFrame(this.phase.read, step.payload)
     }
-    if (this.atInFlightLimit) this.logPauseOnce("inFlight", this.ctx.config.maxInFlightPerConnection)
+    if (this.gate.hold === "inFlightLimit") {
+      this.logPauseOnce("inFlight", this.ctx.config.maxInFlightPerConnection)
+    }
     this.flush()
     // Only a connection we are willing to read from can be late with its bytes.
     this.trackPartialFrame(waitingForBytes && this.mayRead)
@@ -219,9 +220,9 @@ export class Connection implements Expirable, ConnectionView {
 
   /** Lets other connections run before this one's next frames (fairness under floods of tiny frames). */
   private yieldTurn(): void {
-    this.yielding = true
+    this.gate.yielding = true
     setImmediate(() => {
-      this.yielding = false
+      this.gate.yielding = false
       this.contained(() => this.pump())
     })
   }
@@ -246,6 +247,7 @@ export class Connection implements Expirable, ConnectionView {
       }
       case "Accepted":
         this.phase = { _tag: "Open", read: this.ctx.readerFor(read.version) }
+        this.ctx.onHandshaken(this)
         this.send(handshakeAccepted(read.version))
     }
   }
@@ -290,7 +292,7 @@ export class Connection implements Expirable, ConnectionView {
    */
   private finishIfDone(): void {
     if (!this.peerEnded || this.closing || this.requests.inFlight > 0) return
-    if (this.draining || this.yielding || this.out.blocked) return
+    if (this.gate.draining || this.gate.yielding || this.out.blocked) return
     this.closeAfterWrites()
   }
 }

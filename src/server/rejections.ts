@@ -11,9 +11,10 @@ export type RejectReason =
   | "capability_token"
   | "oversize_frame"
   | "buffer_cap"
+  | "evicted"
   | "internal"
 
-/** The log line of each reason a connection closes for (peer and max_connections are logged throttled, at accept). */
+/** The log line of each reason a connection closes for (peer, max_connections and evicted are logged throttled, at accept). */
 export const REJECTION_LOG: Readonly<
   Record<RejectReason, { readonly level: AuditLevel; readonly message: string }>
 > = {
@@ -26,5 +27,6 @@ export const REJECTION_LOG: Readonly<
   capability_token: { level: "Info", message: "handshake refused; closing" },
   oversize_frame: { level: "Warning", message: "frame length over the limit; closing" },
   buffer_cap: { level: "Warning", message: "connection buffered too many unprocessed bytes; closing" },
+  evicted: { level: "Info", message: "connection without a handshake closed to make room for a new one" },
   internal: { level: "Error", message: "connection handler failed; closing the connection" }
 }

@@ -27,7 +27,7 @@ import { REJECTION_LOG } from "./rejections.js"
 import { makeRequestLog } from "./request-log.js"
 import { ServerConfig } from "./ServerConfig.js"
 import { ServerStatus, type StatusSnapshot } from "./ServerStatus.js"
-import { chooseSocketPath, defaultSocketDir, prepareSocketDir } from "./socket-path.js"
+import { chooseSocketPath, defaultSocketDir, prepareSocketDir, removeStaleSockets } from "./socket-path.js"
 import { throttledEvent } from "./throttled-event.js"
 
 /** A running server: where it listens, and its counters. It runs until the scope it was started in closes. */
@@ -74,9 +74,14 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     // The path length is checked before the directory is created, so a refused path leaves nothing behind.
     const socketPath = yield* chooseSocketPath(path.resolve(config.socketDir ?? defaultSocketDir()))
     yield* prepareSocketDir(path.dirname(socketPath))
+    const stale = yield* removeStaleSockets(path.dirname(socketPath))
+    if (stale > 0) audit.event("Info", "removed sockets of servers that are gone", { count: stale })
     yield* Effect.addFinalizer(() => removeSocketFile(socketPath))
 
     const connections = new Set<Connection>()
+    /** Connections without a completed handshake, oldest first (§22: they may hold only a share of the slots). */
+    const unauthenticated = new Set<Connection>()
+    const handshakeShare = Math.max(4, Math.floor(config.maxConnections / 4))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         for (const connection of connections) connection.destroy()
@@ -118,12 +123,35 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       deadlines,
       fork: (effect) => fork(effect),
       config,
-      onClosed: (connection) => connections.delete(connection)
+      onClosed: (connection) => {
+        connections.delete(connection)
+        unauthenticated.delete(connection)
+      },
+      onHandshaken: (connection) => unauthenticated.delete(connection)
     }
 
     const clock = yield* Effect.clock
     const logPeerRefused = throttledEvent(audit, clock, REJECTION_LOG.peer)
     const logTooMany = throttledEvent(audit, clock, REJECTION_LOG.max_connections)
+    const logEvicted = throttledEvent(audit, clock, REJECTION_LOG.evicted)
+
+    /**
+     * Makes room for a new connection (§22): when connections without a
+     * handshake hold their whole share, or every slot is taken and some are
+     * theirs, the oldest of them is closed. A client that completes its
+     * handshake is never pushed out by others that keep connecting.
+     */
+    const makeRoom = (): void => {
+      if (unauthenticated.size < handshakeShare && connections.size < config.maxConnections) return
+      const oldest = unauthenticated.values().next()
+      if (oldest.done === true) return
+      unauthenticated.delete(oldest.value)
+      // Its slot is free now; the socket's close event comes later.
+      connections.delete(oldest.value)
+      status.reject("evicted")
+      logEvicted({ share: handshakeShare })
+      oldest.value.destroy()
+    }
 
     /** The accept path reads top to bottom: ask the kernel who it is, enforce the cap, then allocate state. */
     const accept = (socket: net.Socket): void => {
@@ -138,6 +166,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
         socket.destroy()
         return
       }
+      makeRoom()
       if (connections.size >= config.maxConnections) {
         status.reject("max_connections")
         logTooMany({ limit: config.maxConnections })
@@ -145,7 +174,9 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
         return
       }
       if (peer.pid !== undefined) audit.event("Debug", "connection accepted", { peerPid: peer.pid })
-      connections.add(new Connection(socket, context, limiter.forConnection()))
+      const connection = new Connection(socket, context, limiter.forConnection())
+      connections.add(connection)
+      unauthenticated.add(connection)
     }
 
     /** A failure while accepting costs that one connection, never the server (this runs outside any fiber). */

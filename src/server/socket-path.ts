@@ -66,3 +66,44 @@ export const chooseSocketPath = (dir: string): Effect.Effect<string, ServerStart
       )
     : Effect.succeed(file)
 }
+
+/** The sockets a server makes in the socket directory: this protocol's, and the egress listener's. */
+const SERVER_SOCKET = /^llxprt-(?:cred|egress)-(\d+)-[0-9a-f]{8}\.sock$/
+
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Removes the sockets that servers killed without a chance to clean up
+ * (SIGKILL, a crash) left in `dir` (PROTOCOL.md §22): ours by name and owner,
+ * sockets only, and only when the pid in the name is not a running process.
+ * Best effort; answers how many were removed.
+ */
+export const removeStaleSockets = (dir: string): Effect.Effect<number> =>
+  Effect.try(() => {
+    const uid = currentUid()
+    let removed = 0
+    for (const name of fs.readdirSync(dir)) {
+      const match = SERVER_SOCKET.exec(name)
+      if (match === null) continue
+      const pid = Number(match[1])
+      if (pid === process.pid || isRunning(pid)) continue
+      const file = path.join(dir, name)
+      try {
+        const stat = fs.lstatSync(file)
+        if (!stat.isSocket() || (uid >= 0 && stat.uid !== uid)) continue
+        fs.unlinkSync(file)
+        removed++
+      } catch {
+        // Gone meanwhile, or not ours to remove.
+      }
+    }
+    return removed
+  }).pipe(Effect.orElseSucceed(() => 0))

@@ -100,12 +100,29 @@ const openDir = async (at: string, realPath: string, relative: string): Promise<
   return { _tag: "Opened", dir }
 }
 
+/** The data directory's own directories: each is checked by every command, whichever it uses. */
+export const STORE_DIRS = ["tokens", "keys"] as const
+
+/** The first of the data directory's own directories that is not private, if any (only existing ones count). */
+const unsafeStoreDir = async (root: string): Promise<DataDirRefused | undefined> => {
+  for (const name of STORE_DIRS) {
+    const dir = path.join(root, name)
+    const stats = await fsp.lstat(dir).catch(() => undefined)
+    if (stats === undefined) continue
+    const problem = stats.isSymbolicLink() ? "Link" : dirProblem(stats)
+    if (problem !== undefined) {
+      return new DataDirRefused({ dir, problem, uid: stats.uid, mode: stats.mode & 0o777 })
+    }
+  }
+  return undefined
+}
+
 /**
  * Opens one store's directory under the data directory (`tokens`, `keys`),
  * for as long as the scope lasts. The data directory is resolved to its real
- * path and created 0700 when missing; it and the store's directory must be
- * directories owned by this user that group and others cannot write, else
- * `DataDirRefused` (exit 2). The store's directory must not be a link.
+ * path and created 0700 when missing; it and every directory of the store in
+ * it (STORE_DIRS) must be directories owned by this user that group and
+ * others cannot write, and not links, else `DataDirRefused` (exit 2).
  */
 export const openStoreDir = (
   dataDir: string,
@@ -126,6 +143,8 @@ export const openStoreDir = (
             mode: rootStats.mode & 0o777
           })
         }
+        const unsafe = await unsafeStoreDir(root)
+        if (unsafe !== undefined) return unsafe
         const sub = path.join(root, name)
         await fsp.mkdir(sub, { mode: DIR_MODE }).then(
           () => fsp.chmod(sub, DIR_MODE),
@@ -163,7 +182,11 @@ export interface ChildOptions {
  * that is not ours alone, is refused with a `StoreFailure` (`Link`,
  * `Unsafe`) and logged with its store-relative name.
  */
-export const openChild = (parent: StoreDir, name: string, options: ChildOptions): Effect.Effect<Child, StoreFailure> =>
+export const openChild = (
+  parent: StoreDir,
+  name: string,
+  options: ChildOptions
+): Effect.Effect<Child, StoreFailure> =>
   Effect.tryPromise({
     try: async () => {
       const at = parent.entry(name)

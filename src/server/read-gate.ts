@@ -1,0 +1,46 @@
+import { MAX_FRAME_BYTES } from "../protocol/limits.js"
+import type { ConnectionOutput } from "./connection-output.js"
+import type { ConnectionRequests } from "./connection-requests.js"
+import type { ServerConfigShape } from "./ServerConfig.js"
+import type { PauseReason } from "./ServerStatus.js"
+
+/** Why an open connection handles no more frames for now. */
+export type Hold = PauseReason | "draining" | "yielding"
+
+/**
+ * Flow control of one connection, in one place: the reasons it stops
+ * handling frames (and so reading bytes) while it stays open. Backpressure
+ * never drops a request: what is held back is handled once the reason goes.
+ */
+export class ReadGate {
+  /** The server is stopping: no further frames. */
+  draining = false
+  /** This connection had its turn; others go first (fairness under floods of tiny frames). */
+  yielding = false
+
+  constructor(
+    private readonly out: ConnectionOutput,
+    private readonly requests: ConnectionRequests,
+    private readonly config: ServerConfigShape
+  ) {}
+
+  /** The first reason frames are held back, or `undefined` when they may be handled. */
+  get hold(): Hold | undefined {
+    if (this.draining) return "draining"
+    if (this.yielding) return "yielding"
+    if (this.out.blocked) return "peerNotReading"
+    if (this.answersHeld) return "answersHeld"
+    return this.requests.inFlight >= this.config.maxInFlightPerConnection ? "inFlightLimit" : undefined
+  }
+
+  /**
+   * The bound on answers waiting for the peer (§22), kept without dropping
+   * anything: every request in flight may still add an answer of the largest
+   * size, so reads pause while what is held plus that reserve reaches the
+   * bound. A peer that does not read ends up held back, never over it.
+   */
+  private get answersHeld(): boolean {
+    const reserve = this.requests.inFlight * MAX_FRAME_BYTES
+    return this.out.heldBytes + reserve >= this.config.maxHeldAnswerBytes
+  }
+}
