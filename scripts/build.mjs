@@ -1,5 +1,8 @@
-// Bundles the CLI (and the library entry points) with esbuild: loading Effect's
-// many ES modules one by one costs 0.4-0.9 s per start here; one file does not.
+// Builds dist/ with esbuild:
+// - the CLI (dist/cli.js) as one file with its dependencies inside: loading Effect's many ES
+//   modules one by one costs 0.4-0.9 s per start here; one file does not;
+// - the library entries (dist/index.js, dist/client.js) with every dependency left in
+//   node_modules, so a host program that embeds credproxy shares one copy of `effect` with it.
 
 import { existsSync, readdirSync, rmSync } from "node:fs"
 import { build } from "esbuild"
@@ -10,26 +13,33 @@ for (const file of existsSync("dist") ? readdirSync("dist") : []) {
   if (/\.js(\.map)?$/.test(file)) rmSync(`dist/${file}`)
 }
 
-const entries = { cli: "src/cli/main.ts", index: "src/index.ts", client: "src/client.ts" }
-const entryPoints = Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file)))
-
-await build({
-  entryPoints,
+const common = {
   outdir: "dist",
   bundle: true,
   platform: "node",
   target: "node20",
   format: "esm",
-  splitting: true,
   outExtension: { ".js": ".js" },
-  chunkNames: "chunks/[name]-[hash]",
+  sourcemap: true,
+  minifySyntax: true,
+  logLevel: "warning"
+}
+
+await build({
+  ...common,
+  entryPoints: { cli: "src/cli/main.ts" },
   // koffi carries native binaries resolved at run time; it stays a real dependency.
   external: ["koffi"],
   // CommonJS dependencies (proper-lockfile) call require() for Node built-ins.
   banner: {
     js: 'import { createRequire as __credproxyRequire } from "node:module"; const require = __credproxyRequire(import.meta.url);'
-  },
-  sourcemap: true,
-  minifySyntax: true,
-  logLevel: "warning"
+  }
+})
+
+await build({
+  ...common,
+  entryPoints: { index: "src/index.ts", client: "src/client.ts" },
+  packages: "external",
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]"
 })

@@ -5,6 +5,8 @@
  * whose parts can be swapped), the services they implement and the Layers.
  */
 export {
+  Cancelled,
+  Forbidden,
   HandlerDefect,
   InvalidRequest,
   NotFound,
@@ -17,7 +19,7 @@ export {
   StoreTimeout,
   Unauthorized
 } from "./errors/errors.js"
-export { ServerStartError } from "./errors/startup.js"
+export { DataDirRefused, ServerStartError } from "./errors/startup.js"
 export { UsageError } from "./errors/usage.js"
 export { toWireError, type WireError } from "./errors/wire-error.js"
 export * as AccessPolicyLive from "./layers/AccessPolicyLive.js"
@@ -25,6 +27,8 @@ export * as CapabilityGateLive from "./layers/CapabilityGateLive.js"
 export * as EffectAuditLog from "./layers/EffectAuditLog.js"
 export * as FileKeyStorage from "./layers/FileKeyStorage.js"
 export * as FileTokenStore from "./layers/FileTokenStore.js"
+export type { HostKeyStorage, HostTokenStore } from "./layers/HostStores.js"
+export * as HostStores from "./layers/HostStores.js"
 export * as OAuthTokenRefresher from "./layers/OAuthTokenRefresher.js"
 export * as PeerVerifierNative from "./layers/PeerVerifierNative.js"
 export * as ProvidersFile from "./layers/ProvidersFile.js"

@@ -3,11 +3,14 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { resolveDataDir } from "./config/data-dir.js"
+import * as FileKeyStorage from "./layers/FileKeyStorage.js"
+import * as FileTokenStore from "./layers/FileTokenStore.js"
+import * as HostStores from "./layers/HostStores.js"
 import type { LogLevelName } from "./layers/StderrLogger.js"
 import { runServer } from "./server/run-server.js"
 import type { StatusSnapshot } from "./server/ServerStatus.js"
 
-/** Options of `startCredentialProxy`: those of `credproxy serve` (PROTOCOL.md §15). */
+/** Options of `startCredentialProxy`: those of `credproxy serve` (PROTOCOL.md §15), and the host's own stores. */
 export interface CredentialProxyOptions {
   /** Default: `$CREDPROXY_HOME`, else `${XDG_DATA_HOME:-~/.local/share}/credproxy`. */
   readonly dataDir?: string
@@ -20,7 +23,13 @@ export interface CredentialProxyOptions {
   readonly capabilityToken?: string
   /** OAuth providers file (PROTOCOL.md §16); default `{dataDir}/providers.json`. */
   readonly providers?: string
+  /** Every connection restricted (§19): it may only read what it names. */
+  readonly restrict?: boolean
   readonly logLevel?: LogLevelName
+  /** The host program's own token store, served instead of the file store. */
+  readonly tokenStore?: HostStores.HostTokenStore
+  /** The host program's own API key storage, served instead of the file store. */
+  readonly keyStorage?: HostStores.HostKeyStorage
 }
 
 export interface CredentialProxy {
@@ -34,14 +43,27 @@ export interface CredentialProxy {
 /**
  * The proxy for a host program that is not written with Effect: resolves
  * once the socket is listening. Rejects with the typed startup error
- * (`UsageError`, `ServerStartError`, `StoreFailure`) when it cannot start.
+ * (`UsageError`, `ServerStartError`, `DataDirRefused`, `StoreFailure`) when
+ * it cannot start. With `tokenStore` / `keyStorage` it serves the host's own
+ * Promise-based stores: each call gets credproxy's deadline, a failure or a
+ * hang is `INTERNAL_ERROR` on the socket (never the host's message), and
+ * credproxy serialises its own writes per provider:bucket.
  */
 export const startCredentialProxy = async (
   options: CredentialProxyOptions = {}
 ): Promise<CredentialProxy> => {
+  const { tokenStore, keyStorage, ...serveOptions } = options
+  const dataDir = options.dataDir ?? resolveDataDir(undefined)
+  const stores =
+    tokenStore === undefined && keyStorage === undefined
+      ? undefined
+      : HostStores.layer(
+          { tokenStore, keyStorage },
+          { tokens: FileTokenStore.layer(dataDir), keys: FileKeyStorage.layer(dataDir) }
+        )
   const scope = Effect.runSync(Scope.make())
   const started = await Effect.runPromiseExit(
-    runServer({ ...options, dataDir: options.dataDir ?? resolveDataDir(undefined) }).pipe(Scope.extend(scope))
+    runServer({ ...serveOptions, dataDir }, { stores }).pipe(Scope.extend(scope))
   )
   if (Exit.isFailure(started)) {
     await Effect.runPromise(Scope.close(scope, started))

@@ -65,7 +65,7 @@ describe("capability token (PROTOCOL.md §9, §14)", () => {
   it.scoped("the version range is checked before the token", () =>
     Effect.gen(function* () {
       const server = yield* startServer({ capabilityToken: SECRET })
-      const { reply } = yield* handshakeWith(server.socketPath, { minVersion: 2, maxVersion: 2 })
+      const { reply } = yield* handshakeWith(server.socketPath, { minVersion: 3, maxVersion: 3 })
       expect(reply.code).toBe("UNKNOWN_VERSION")
     })
   )

@@ -85,11 +85,11 @@ describe("credproxy serve: ready line, socket, stop (PROTOCOL.md §2, §13)", ()
       event: "listening",
       socket: server.socketPath,
       pid: server.pid,
-      protocolVersion: 1
+      protocolVersion: 2
     })
     // Field order as in §13, one compact line.
     expect(server.readyText).toBe(
-      JSON.stringify({ event: "listening", socket: server.socketPath, pid: server.pid, protocolVersion: 1 })
+      JSON.stringify({ event: "listening", socket: server.socketPath, pid: server.pid, protocolVersion: 2 })
     )
 
     expect(path.isAbsolute(server.socketPath)).toBe(true)

@@ -78,8 +78,8 @@ const leaked = Object.values(process.env).some((v) => v && capability && v.inclu
 import(${JSON.stringify(CLIENT)}).then(async (m) => {
   const store = new m.ProxyTokenStore({ capabilityToken: capability });
   const token = await store.getToken("anthropic");
-  const refused = await new m.ProxyTokenStore({}).getToken("anthropic").catch((e) => e.code ?? e._tag);
-  process.stdout.write(JSON.stringify({ token, leaked, fd, capabilityLength: capability.length, refused }));
+  const refused = await new m.ProxyTokenStore({ capabilityToken: "not-the-token" }).getToken("anthropic").catch((e) => e.code ?? e._tag);
+  process.stdout.write(JSON.stringify({ token, leaked, fd, capabilityFormat: /^[0-9a-f]{64}\\n$/.test(capability), refused }));
   await store.dispose();
   process.exit(7);
 });
@@ -98,7 +98,8 @@ describe("credproxy exec (PROTOCOL.md §13, §14)", () => {
     expect(report.token).toEqual({ access_token: "at-exec", expiry: 2_000_000_000, token_type: "Bearer" })
     expect(report.leaked).toBe(false)
     expect(report.fd).toBe("3")
-    expect(report.capabilityLength).toBeGreaterThanOrEqual(32)
+    // 32 random bytes as 64 lowercase hex characters and a newline: what the coding CLI's reader expects (§21).
+    expect(report.capabilityFormat).toBe(true)
     expect(report.refused).toBe("UNAUTHORIZED")
     expect(r.stderr()).toContain("llxprt-cred-")
     expect(fs.readdirSync(socketDir)).toEqual([])

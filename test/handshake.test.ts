@@ -19,23 +19,38 @@ describe("handshake (PROTOCOL.md §4)", () => {
     })
   )
 
-  it.scoped("a newer client offering 1..2 (and sending v: 2) negotiates version 1", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      const client = yield* connect(server.socketPath)
-      client.send({ v: 2, op: "handshake", payload: { minVersion: 1, maxVersion: 2 } })
-      const reply = yield* Effect.promise(() => client.nextFrame())
-      expect(reply).toEqual({ v: 1, op: "handshake", ok: true, data: { version: 1 } })
-      client.close()
-    })
+  it.scoped(
+    "the highest version both speak: 1..2 → 2, 1..1 → 1, 2..5 → 2 (the frame's own v is not checked)",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* startServer()
+        for (const [range, frameV, version] of [
+          [{ minVersion: 1, maxVersion: 2 }, 2, 2],
+          [{ minVersion: 1, maxVersion: 1 }, 1, 1],
+          [{ minVersion: 2, maxVersion: 5 }, 5, 2],
+          [{ minVersion: 0, maxVersion: 1 }, 7, 1]
+        ] as const) {
+          const client = yield* connect(server.socketPath)
+          client.send({ v: frameV, op: "handshake", payload: range })
+          const reply = yield* Effect.promise(() => client.nextFrame())
+          expect(reply).toEqual({ v: version, op: "handshake", ok: true, data: { version } })
+          client.close()
+        }
+      })
   )
 
   it.scoped("no common version: UNKNOWN_VERSION, then the connection is closed", () =>
     Effect.gen(function* () {
       const server = yield* startServer()
       const client = yield* connect(server.socketPath)
-      const reply = yield* Effect.promise(() => client.handshake({ minVersion: 2, maxVersion: 3 }))
-      expect(reply).toMatchObject({ v: 1, op: "handshake", ok: false, code: "UNKNOWN_VERSION" })
+      const reply = yield* Effect.promise(() => client.handshake({ minVersion: 3, maxVersion: 4 }))
+      expect(reply).toEqual({
+        v: 1,
+        op: "handshake",
+        ok: false,
+        code: "UNKNOWN_VERSION",
+        error: "no common protocol version: this server supports versions 1 to 2"
+      })
       yield* Effect.promise(() => client.waitClosed())
     })
   )

@@ -18,6 +18,13 @@ import { forwardSignalsTo } from "./signals.js"
 /** The command's exit status when it is not 0: `exec` exits with its child's status. */
 export class ExitWith extends Schema.TaggedError<ExitWith>()("ExitWith", { status: Schema.Number }) {}
 
+/**
+ * How a capability token is handed to a command (fd 3, or the file of
+ * `--print-env`): the token and a newline, the format the coding CLI's own
+ * reader expects for a generated one (64 lowercase hex characters, §21).
+ */
+const handedOver = (token: string): string => `${token}\n`
+
 /** The descriptor a launched command reads its capability token from (never the environment). */
 const CAPABILITY_FD = 3
 
@@ -25,7 +32,7 @@ const execOptions = {
   ...serveOptions,
   capabilityToken: Options.boolean("capability-token").pipe(
     Options.withDescription(
-      "generate a capability token and require it; CMD gets it on fd 3 (LLXPRT_CAPABILITY_FD=3), never in its environment"
+      "generate a capability token (32 random bytes as 64 hex characters) and require it; CMD gets it on fd 3 (LLXPRT_CAPABILITY_FD=3), never in its environment"
     )
   ),
   printEnv: Options.boolean("print-env").pipe(
@@ -69,7 +76,7 @@ const runChild = (
     if (capabilityToken !== undefined) {
       const channel = child.stdio[CAPABILITY_FD] as NodeJS.WritableStream | null
       channel?.on("error", () => {})
-      channel?.end(capabilityToken)
+      channel?.end(handedOver(capabilityToken))
     }
     yield* forwardSignalsTo((signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
@@ -95,7 +102,9 @@ const printEnvironment = (server: RunningServer, capabilityToken: string | undef
     if (capabilityToken !== undefined) {
       const tokenFile = path.join(dir, `llxprt-cred-${process.pid}.token`)
       yield* Effect.acquireRelease(
-        Effect.sync(() => fs.writeFileSync(tokenFile, capabilityToken, { mode: 0o600, flag: "wx" })),
+        Effect.sync(() =>
+          fs.writeFileSync(tokenFile, handedOver(capabilityToken), { mode: 0o600, flag: "wx" })
+        ),
         () => Effect.sync(() => fs.rmSync(tokenFile, { force: true }))
       )
       lines.push(`LLXPRT_CAPABILITY_FILE=${tokenFile}`)
@@ -122,7 +131,7 @@ export const execCommand = Command.make("exec", execOptions, (flags) =>
     }
     // The command gets the token the server requires: a generated one, or the one from the file.
     const capabilityToken = flags.capabilityToken
-      ? crypto.randomBytes(32).toString("base64url")
+      ? crypto.randomBytes(32).toString("hex")
       : Option.isSome(flags.capabilityTokenFile)
         ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
         : undefined

@@ -6,7 +6,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { readCapabilityTokenFile } from "../config/capability-token-file.js"
-import { PROTOCOL_VERSION } from "../protocol/limits.js"
+import { PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import { runServer } from "../server/run-server.js"
 import { DEFAULT_RATE_LIMIT, defaults as serverDefaults } from "../server/ServerConfig.js"
 import type { RunningServer } from "../server/serve.js"
@@ -48,6 +48,9 @@ export const serveOptions = {
     Options.optional
   ),
   providers: providersFile,
+  restrict: Options.boolean("restrict").pipe(
+    Options.withDescription("restrict every connection: it may only read what it names (no writes, no lists)")
+  ),
   logLevel: shared.logLevel,
   logFormat: shared.logFormat
 }
@@ -63,7 +66,8 @@ export const toServeOptions = (flags: ServeFlags, capabilityToken: string | unde
   rateLimit: flags.rateLimit,
   maxConnections: flags.maxConnections,
   allowUids: flags.allowUid,
-  providers: flags.providers
+  providers: flags.providers,
+  restrict: flags.restrict
 })
 
 /**
@@ -93,7 +97,7 @@ export const withServer = <A, E, R>(
   )
 
 const readyLine = (socketPath: string): string =>
-  `${JSON.stringify({ event: "listening", socket: socketPath, pid: process.pid, protocolVersion: PROTOCOL_VERSION })}\n`
+  `${JSON.stringify({ event: "listening", socket: socketPath, pid: process.pid, protocolVersion: PROTOCOL_VERSIONS.max })}\n`
 
 /** `kill -USR1 <pid>` logs the counters (connections, rejections, requests by op and outcome) on stderr. */
 const logStatusOnSignal = (server: RunningServer) =>

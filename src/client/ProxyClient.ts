@@ -7,7 +7,6 @@ import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { PROTOCOL_VERSION } from "../protocol/limits.js"
 import { type DataOf, type Operation, OperationData, type PayloadOf } from "../protocol/operations.js"
 import { resolveCapabilityToken } from "./capability-token.js"
 import {
@@ -166,8 +165,12 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
         const answer = yield* Deferred.make<Answer, WireFailure>()
         current.pending.set(id, answer)
         current.refWhileBusy()
-        current.send(JSON.stringify({ v: PROTOCOL_VERSION, id, op, payload: payload ?? {} }))
-        const reply = yield* Deferred.await(answer).pipe(Effect.ensuring(settle(current, id)))
+        current.request(id, op, payload ?? {})
+        const reply = yield* Deferred.await(answer).pipe(
+          // Given up before the answer (the deadline, the caller): the proxy may stop the work too.
+          Effect.onInterrupt(() => Effect.sync(() => current.cancel(id, `c${++nextId}`))),
+          Effect.ensuring(settle(current, id))
+        )
         if (reply.ok) return reply.data
         return yield* new ProxyResponseError({
           op,

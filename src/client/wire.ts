@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { encodeFrame, FrameDecoder } from "../protocol/frame.js"
-import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/limits.js"
+import { MAX_FRAME_BYTES, maxFrameBytes, PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import { Response } from "../protocol/responses.js"
 import { ConnectionLost, ProtocolViolation } from "./errors.js"
 
@@ -28,6 +28,8 @@ export class Wire {
   private handshake: ((answer: Either.Either<Answer, WireFailure>) => void) | undefined
   /** Set once the handshake succeeded: from then on a close we did not ask for means the session is lost. */
   established = false
+  /** The protocol version the handshake settled on: requests carry it, and it sets the frame limit. */
+  version: number = PROTOCOL_VERSIONS.min
   closedByUs = false
   isClosed = false
   /** Why the connection was given up, when the proxy broke the protocol. */
@@ -108,17 +110,47 @@ export class Wire {
     this.pending.clear()
   }
 
-  /** Sends the handshake and waits for its answer (a failure if the socket closed first). */
+  /**
+   * Sends the handshake (every version this client speaks) and waits for its
+   * answer (a failure if the socket closed first). An accepted handshake
+   * settles the version; one the client does not speak is a protocol violation.
+   */
   awaitHandshake(capabilityToken: string | undefined): Promise<Either.Either<Answer, WireFailure>> {
     return new Promise((resolve) => {
-      this.handshake = resolve
+      this.handshake = (answer) => resolve(Either.flatMap(answer, (reply) => this.settleVersion(reply)))
       const payload = {
-        minVersion: PROTOCOL_VERSION,
-        maxVersion: PROTOCOL_VERSION,
+        minVersion: PROTOCOL_VERSIONS.min,
+        maxVersion: PROTOCOL_VERSIONS.max,
         ...(capabilityToken === undefined ? {} : { capabilityToken })
       }
-      this.socket.write(encodeFrame(JSON.stringify({ v: PROTOCOL_VERSION, op: "handshake", payload })))
+      this.socket.write(encodeFrame(JSON.stringify({ v: PROTOCOL_VERSIONS.max, op: "handshake", payload })))
     })
+  }
+
+  private settleVersion(reply: Answer): Either.Either<Answer, WireFailure> {
+    if (!reply.ok) return Either.right(reply)
+    const version = reply.data.version
+    if (typeof version !== "number" || version < PROTOCOL_VERSIONS.min || version > PROTOCOL_VERSIONS.max) {
+      return Either.left(new ProtocolViolation({ reason: "NotAnAnswer" }))
+    }
+    this.version = version
+    this.decoder.setMaxPayload(maxFrameBytes(version))
+    return Either.right(reply)
+  }
+
+  /** Sends one request of the settled version. */
+  request(id: string, op: string, payload: Record<string, unknown>): void {
+    this.send(JSON.stringify({ v: this.version, id, op, payload }))
+  }
+
+  /**
+   * Asks the proxy to stop working on a request this client no longer waits
+   * for (its deadline passed, or its caller gave up): `cancel`, from version
+   * 2 on; the answer is not waited for.
+   */
+  cancel(targetId: string, id: string): void {
+    if (this.version < 2 || this.isClosed || this.closedByUs) return
+    this.request(id, "cancel", { targetId })
   }
 
   send(json: string): void {

@@ -38,12 +38,19 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 }) {}
 
 /**
- * The request is understood and allowed by the policy, but the server will
- * not do it: the store's limit on new keys per run is reached (§22).
+ * The server will not do this: the store's limit on new keys per run is
+ * reached (§22), or the connection is restricted (§19).
  */
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
-  reason: Schema.Literal("StoreLimit")
+  /** `Restricted`: a restricted connection may not do this, or may not know whether it exists (§19). */
+  reason: Schema.Literal("StoreLimit", "Restricted")
 }) {}
+
+/** The client cancelled the request (`cancel`, §20); it is answered at once, its work interrupted. */
+export class Cancelled extends Schema.TaggedError<Cancelled>()("Cancelled", {}) {}
+
+/** The server is stopping: a request that arrives while it drains is answered at once with this (§21). */
+export class Stopping extends Schema.TaggedError<Stopping>()("Stopping", {}) {}
 
 /** Nothing is stored under the name asked for. */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
@@ -239,6 +246,8 @@ export type ProxyError =
   | OperationUnavailable
   | Unauthorized
   | Forbidden
+  | Cancelled
+  | Stopping
   | RateLimited
   | NotFound
   | UnknownVersion

@@ -26,15 +26,13 @@ export class DataDirRefused extends Schema.TaggedError<DataDirRefused>()("DataDi
   mode: Schema.optional(Schema.Number)
 }) {
   override get message(): string {
-    switch (this.problem) {
-      case "Owner":
-        return `data directory ${this.dir} is owned by uid ${this.uid}, not by this user; chown it to yourself or choose another with --data-dir`
-      case "Writable":
-        return `data directory ${this.dir} has mode ${(this.mode ?? 0).toString(8)}: group or others may write to it; chmod 700 it or choose another with --data-dir`
-      case "NotADirectory":
-        return `data directory ${this.dir} is not a directory; remove it or choose another with --data-dir`
-      case "Link":
-        return `data directory ${this.dir} is a symbolic link inside the store; replace it with a real directory`
+    const dir = `data directory ${this.dir}`
+    const problems: Record<typeof this.problem, string> = {
+      Owner: `${dir} is owned by uid ${this.uid}, not by this user; chown it to yourself or choose another with --data-dir`,
+      Writable: `${dir} has mode ${(this.mode ?? 0).toString(8)}: group or others may write to it; chmod 700 it or choose another with --data-dir`,
+      NotADirectory: `${dir} is not a directory; remove it or choose another with --data-dir`,
+      Link: `${dir} is a symbolic link inside the store; replace it with a real directory`
     }
+    return problems[this.problem]
   }
 }

@@ -1,4 +1,4 @@
-import { MAX_ID_LENGTH, MAX_STORED_TOKEN_BYTES, PROTOCOL_VERSION } from "../protocol/limits.js"
+import { MAX_ID_LENGTH, MAX_STORED_TOKEN_BYTES, PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import { formatFieldIssue } from "../protocol/parse-issue.js"
 import { WireCode } from "../protocol/wire-codes.js"
 import type { InvalidRequest, ProxyError } from "./errors.js"
@@ -50,7 +50,14 @@ export const toWireError = (error: ProxyError): WireError => {
           error.reason === "Policy" ? "not allowed by the access policy" : "capability token missing or wrong"
       }
     case "Forbidden":
-      return { code: WireCode.FORBIDDEN, message: "store limit reached" }
+      return {
+        code: WireCode.FORBIDDEN,
+        message: error.reason === "StoreLimit" ? "store limit reached" : "access denied"
+      }
+    case "Cancelled":
+      return { code: WireCode.CANCELLED, message: "request cancelled" }
+    case "Stopping":
+      return { code: WireCode.INTERNAL_ERROR, message: "the proxy is stopping" }
     case "RateLimited":
       return { code: WireCode.RATE_LIMITED, message: "rate limit exceeded", retryAfter: error.retryAfter }
     case "NotFound":
@@ -58,7 +65,7 @@ export const toWireError = (error: ProxyError): WireError => {
     case "UnknownVersion":
       return {
         code: WireCode.UNKNOWN_VERSION,
-        message: `no common protocol version: this server supports version ${PROTOCOL_VERSION}`
+        message: `no common protocol version: this server supports versions ${PROTOCOL_VERSIONS.min} to ${PROTOCOL_VERSIONS.max}`
       }
     case "StoreFailure":
     case "StoreTimeout":

@@ -59,10 +59,13 @@ export const make = (
 
     const set = (name: string, value: string): Effect.Effect<void, StoreFailure> =>
       writeFileAtomic("set", keys, fileOf(name), value).pipe(
-        Effect.map((stats) => {
-          cache.remember(name, value, stampOf(stats), value.length)
-          listing.invalidate("all")
-        })
+        Effect.tap((stats) =>
+          Effect.sync(() => {
+            cache.remember(name, value, stampOf(stats), value.length)
+            listing.invalidate("all")
+          })
+        ),
+        Effect.asVoid
       )
 
     const remove = (name: string): Effect.Effect<void, StoreFailure> =>

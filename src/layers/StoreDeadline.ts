@@ -20,7 +20,7 @@ import { TokenStore, type TokenStoreShape } from "../services/TokenStore.js"
  */
 const withDeadline = <S extends { readonly cached: unknown }>(
   service: S,
-  operations: { readonly [K in Exclude<keyof S, "cached">]: StoreOperation },
+  operations: { readonly [K in keyof S as K extends "cached" ? never : K]: StoreOperation },
   timeoutMs: number
 ): S => {
   const within = <A, R>(operation: StoreOperation, call: Effect.Effect<A, StoreError, R>) =>
@@ -31,6 +31,7 @@ const withDeadline = <S extends { readonly cached: unknown }>(
   const decorated: Record<string, unknown> = { ...service }
   for (const [name, operation] of Object.entries(operations) as Array<[keyof S & string, StoreOperation]>) {
     const member = service[name] as unknown
+    if (member === undefined) continue
     decorated[name] = Effect.isEffect(member)
       ? within(operation, member as Effect.Effect<unknown, StoreError>)
       : (...args: Array<unknown>) =>
@@ -49,6 +50,7 @@ export const decorateTokenStore = (store: TokenStoreShape, timeoutMs: number): T
       remove: "remove",
       listProviders: "list",
       listBuckets: "list",
+      bucketStats: "get",
       lock: "lock"
     },
     timeoutMs

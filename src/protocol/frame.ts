@@ -33,7 +33,12 @@ export class FrameDecoder {
   private buffered = 0
   private pendingLength = -1
 
-  constructor(private readonly maxPayload: number = MAX_FRAME_BYTES) {}
+  constructor(private maxPayload: number = MAX_FRAME_BYTES) {}
+
+  /** Changes the largest payload accepted from now on (after a handshake settles on a version). */
+  setMaxPayload(maxPayload: number): void {
+    this.maxPayload = maxPayload
+  }
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return
@@ -119,6 +124,15 @@ export class FrameBatch {
     this.payloads.push(json)
     this.lengths.push(byteLength)
     this.total += FRAME_HEADER_BYTES + byteLength
+  }
+
+  /** Puts another payload in place of the one at `index` (in the order added since the last `take`). */
+  replace(index: number, json: string, byteLength: number = Buffer.byteLength(json)): void {
+    const before = this.lengths[index]
+    if (before === undefined) return
+    this.payloads[index] = json
+    this.lengths[index] = byteLength
+    this.total += byteLength - before
   }
 
   /** Bytes waiting to be taken, headers included. */

@@ -4,9 +4,22 @@ import { Name } from "./names.js"
 import { OAuthToken, SanitizedToken } from "./token.js"
 
 /**
- * Every operation of PROTOCOL.md §6: its payload schema and the schema of the
- * `data` it answers with. Unknown fields are ignored (dropped by decoding);
- * `bucket` is optional but never null.
+ * A request id (§5): a non-empty string of at most 128 UTF-16 code units,
+ * echoed in the answer. The predicate is the rule (read on every request, it
+ * must be cheap); the schema is built from it.
+ */
+export const isRequestId = (value: unknown): value is string =>
+  typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH
+export const RequestId = Schema.String.pipe(
+  Schema.filter(isRequestId, {
+    message: () => `must be a non-empty string of at most ${MAX_ID_LENGTH} characters`
+  })
+)
+
+/**
+ * Every operation of PROTOCOL.md §6 (and `cancel`, §20): its payload schema
+ * and the schema of the `data` it answers with. Unknown fields are ignored
+ * (dropped by decoding); `bucket` is optional but never null.
  */
 const TokenAddress = { provider: Name, bucket: Schema.optionalWith(Name, { exact: true }) }
 const SessionId = Schema.String
@@ -25,7 +38,8 @@ export const OperationPayloads = {
   oauth_initiate: Schema.Struct(TokenAddress),
   oauth_exchange: Schema.Struct({ session_id: SessionId, code: Schema.String }),
   oauth_poll: Schema.Struct({ session_id: SessionId }),
-  oauth_cancel: Schema.Struct({ session_id: SessionId })
+  oauth_cancel: Schema.Struct({ session_id: SessionId }),
+  cancel: Schema.Struct({ targetId: RequestId })
 } as const
 
 const Empty = Schema.Struct({})
@@ -49,8 +63,12 @@ export const OperationData = {
   oauth_initiate: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   oauth_exchange: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   oauth_poll: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  oauth_cancel: Empty
+  oauth_cancel: Empty,
+  cancel: Schema.Struct({ cancelled: Schema.Boolean })
 } as const
+
+/** Operations that exist only from a protocol version on (§20); on earlier ones they are unknown. */
+export const OPERATION_SINCE: Readonly<Partial<Record<Operation, number>>> = { cancel: 2 }
 
 export type Operation = keyof typeof OperationPayloads
 export type PayloadOf<Op extends Operation> = (typeof OperationPayloads)[Op]["Type"]
@@ -58,19 +76,6 @@ export type DataOf<Op extends Operation> = (typeof OperationData)[Op]["Type"]
 
 export const isOperation = (op: unknown): op is Operation =>
   typeof op === "string" && Object.hasOwn(OperationPayloads, op)
-
-/**
- * A request id (§5): a non-empty string of at most 128 UTF-16 code units,
- * echoed in the answer. The predicate is the rule (read on every request, it
- * must be cheap); the schema is built from it.
- */
-export const isRequestId = (value: unknown): value is string =>
-  typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH
-export const RequestId = Schema.String.pipe(
-  Schema.filter(isRequestId, {
-    message: () => `must be a non-empty string of at most ${MAX_ID_LENGTH} characters`
-  })
-)
 
 /**
  * The rest of a request frame once its `id` and `op` are known: the version it

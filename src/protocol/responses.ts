@@ -1,6 +1,6 @@
 import * as Schema from "effect/Schema"
 import type { WireError } from "../errors/wire-error.js"
-import { PROTOCOL_VERSION } from "./limits.js"
+import { PROTOCOL_VERSIONS } from "./limits.js"
 import { WireCode } from "./wire-codes.js"
 
 /**
@@ -9,8 +9,11 @@ import { WireCode } from "./wire-codes.js"
  * builders below so a cached payload (a token's sanitized JSON) is spliced in
  * without being parsed and serialized again.
  */
+/** The `v` of an answer: the negotiated version (the handshake's: the one it settled on, or 1 when refused). */
+const Version = Schema.Int.pipe(Schema.between(PROTOCOL_VERSIONS.min, PROTOCOL_VERSIONS.max))
+
 export const SuccessResponse = Schema.Struct({
-  v: Schema.Literal(PROTOCOL_VERSION),
+  v: Version,
   id: Schema.optional(Schema.String),
   op: Schema.optional(Schema.Literal("handshake")),
   ok: Schema.Literal(true),
@@ -18,7 +21,7 @@ export const SuccessResponse = Schema.Struct({
 })
 
 export const FailureResponse = Schema.Struct({
-  v: Schema.Literal(PROTOCOL_VERSION),
+  v: Version,
   id: Schema.optional(Schema.String),
   op: Schema.optional(Schema.Literal("handshake")),
   ok: Schema.Literal(false),
@@ -30,14 +33,14 @@ export const FailureResponse = Schema.Struct({
 export const Response = Schema.Union(SuccessResponse, FailureResponse)
 export type Response = typeof Response.Type
 
-/** `{"v":1,"id":..,"ok":true,"data":<dataJson>}`; `dataJson` must already be a JSON object. */
-export const successJson = (id: string, dataJson: string): string =>
-  `{"v":1,"id":${JSON.stringify(id)},"ok":true,"data":${dataJson}}`
+/** `{"v":V,"id":..,"ok":true,"data":<dataJson>}`; `dataJson` must already be a JSON object. */
+export const successJson = (version: number, id: string, dataJson: string): string =>
+  `{"v":${version},"id":${JSON.stringify(id)},"ok":true,"data":${dataJson}}`
 
 /** A failure answer; without `id` when the request had no usable one. */
-export const failureJson = (id: string | undefined, error: WireError): string =>
+export const failureJson = (version: number, id: string | undefined, error: WireError): string =>
   JSON.stringify({
-    v: PROTOCOL_VERSION,
+    v: version,
     ...(id === undefined ? {} : { id }),
     ok: false,
     code: error.code,
@@ -45,8 +48,16 @@ export const failureJson = (id: string | undefined, error: WireError): string =>
     ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter })
   })
 
+/** The handshake's answer carries the version it settled on, as `v` and as `data.version`. */
 export const handshakeOkJson = (version: number): string =>
-  JSON.stringify({ v: PROTOCOL_VERSION, op: "handshake", ok: true, data: { version } })
+  JSON.stringify({ v: version, op: "handshake", ok: true, data: { version } })
 
+/** A refused handshake settled on no version: its `v` is 1, which every client reads. */
 export const handshakeFailureJson = (error: WireError): string =>
-  JSON.stringify({ v: PROTOCOL_VERSION, op: "handshake", ok: false, code: error.code, error: error.message })
+  JSON.stringify({
+    v: PROTOCOL_VERSIONS.min,
+    op: "handshake",
+    ok: false,
+    code: error.code,
+    error: error.message
+  })

@@ -12,7 +12,8 @@ export const WireCode = {
   EXCHANGE_FAILED: "EXCHANGE_FAILED",
   PROVIDER_NOT_FOUND: "PROVIDER_NOT_FOUND",
   REAUTH_REQUIRED: "REAUTH_REQUIRED",
-  FORBIDDEN: "FORBIDDEN"
+  FORBIDDEN: "FORBIDDEN",
+  CANCELLED: "CANCELLED"
 } as const
 
 export type WireCode = (typeof WireCode)[keyof typeof WireCode]

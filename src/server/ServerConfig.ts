@@ -17,7 +17,7 @@ export interface ServerConfigShape {
   readonly maxFramesPerRead: number
   /** Bytes received but not yet handled that one connection may hold; past it the connection is closed. */
   readonly maxBufferedBytes: number
-  /** Bytes of answers written and not taken by the peer that one connection may hold; past it the connection is closed. */
+  /** Bytes of answers not yet taken by the peer that one connection may hold; reads pause before it is reached (§22). */
   readonly maxHeldAnswerBytes: number
   readonly handshakeTimeoutMs: number
   /** A frame started but not complete within this long closes the connection. */
@@ -30,13 +30,16 @@ export interface ServerConfigShape {
   readonly shutdownDrainMs: number
   /** Tokens (provider:bucket keys) `save_token` may create in one run; updates do not count (§22). */
   readonly maxNewTokens: number
+  /** Every connection is restricted (§19): it may only read what it names. */
+  readonly restrict: boolean
 }
 
 export class ServerConfig extends Context.Tag("credproxy/ServerConfig")<ServerConfig, ServerConfigShape>() {}
 
 export const defaults: ServerConfigShape = {
   maxConnections: 64,
-  maxInFlightPerConnection: 64,
+  // 16 × the 64 KiB an answer may take = maxHeldAnswerBytes: the two limits bite together.
+  maxInFlightPerConnection: 16,
   maxFramesPerRead: 128,
   // Reads pause under backpressure, so an honest client never gets near this; it bounds what a hostile one can pin.
   maxBufferedBytes: 1024 * 1024,
@@ -46,7 +49,8 @@ export const defaults: ServerConfigShape = {
   storeCallTimeoutMs: 15_000,
   providerCallTimeoutMs: 15_000,
   shutdownDrainMs: 5_000,
-  maxNewTokens: 256
+  maxNewTokens: 256,
+  restrict: false
 }
 
 /** Requests per second per connection when `--rate-limit` is not given (§10). */

@@ -17,7 +17,9 @@ export interface ConnectionContext {
   /** The request reader of each protocol version. */
   readonly readerFor: (version: number) => RequestReader
   /** Access policy, then the operation's handler (PROTOCOL.md §14, after the reader's checks). */
-  readonly handle: (request: DecodedRequest) => Handled
+  readonly handle: (request: Exclude<DecodedRequest, { readonly op: "cancel" }>) => Handled
+  /** The server is stopping: every request is answered at once (§21). */
+  readonly stopping: () => boolean
   readonly requests: RequestLog
   readonly audit: AuditLogShape
   readonly status: ServerStatus

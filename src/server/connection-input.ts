@@ -8,10 +8,32 @@ import { MAX_FRAME_BYTES } from "../protocol/limits.js"
  */
 export class ConnectionInput {
   private readonly decoder = new FrameDecoder(MAX_FRAME_BYTES)
+  /** The largest payload accepted now. */
+  maxPayload = MAX_FRAME_BYTES
   /** When the frame now arriving began (Clock ms); undefined while no frame is partly received. */
   partialSince: number | undefined
 
-  constructor(private readonly maxBufferedBytes: number) {}
+  private maxBufferedBytes: number
+
+  constructor(private readonly bufferLimit: number) {
+    this.maxBufferedBytes = bufferLimit
+  }
+
+  /**
+   * The frame limit of the version the handshake settled on. The buffer cap
+   * grows by as much as frames did (version 2's 4 MiB), so a whole frame of
+   * that version always fits.
+   */
+  setMaxPayload(maxPayload: number): void {
+    this.maxPayload = maxPayload
+    this.decoder.setMaxPayload(maxPayload)
+    this.maxBufferedBytes = this.bufferLimit + Math.max(0, maxPayload - MAX_FRAME_BYTES)
+  }
+
+  /** The cap on bytes received and not yet handled. */
+  get bufferCap(): number {
+    return this.maxBufferedBytes
+  }
 
   /** Takes a chunk; false (and nothing taken) when it would pass the cap. */
   push(chunk: Buffer): boolean {

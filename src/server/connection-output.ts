@@ -14,6 +14,8 @@ const FLUSH_AT_BYTES = 64 * 1024
  */
 export class ConnectionOutput {
   private readonly batch = new FrameBatch()
+  /** The request id of each answer in the batch (`undefined` where it may not be taken back). */
+  private readonly batchIds: Array<string | undefined> = []
   blocked = false
 
   constructor(private readonly socket: net.Socket) {}
@@ -23,13 +25,28 @@ export class ConnectionOutput {
     return this.socket.writableLength + this.batch.size
   }
 
-  add(reply: Reply): void {
+  /** Adds an answer to the batch; with `id`, `retract(id)` may replace it until it is written. */
+  add(reply: Reply, id?: string): void {
     this.batch.add(reply.json, reply.bytes)
+    this.batchIds.push(id)
     // Large answers are written as they come, so a peer that stops reading is noticed within one read.
     if (this.batch.size >= FLUSH_AT_BYTES) this.flush()
   }
 
+  /**
+   * Replaces the latest answer to request `id` that is not written yet with
+   * `reply` (a `cancel` that came before it went out, §20); whether there was one.
+   */
+  retract(id: string, reply: Reply): boolean {
+    const index = this.batchIds.lastIndexOf(id)
+    if (index < 0) return false
+    this.batch.replace(index, reply.json, reply.bytes)
+    this.batchIds[index] = undefined
+    return true
+  }
+
   flush(): void {
+    this.batchIds.length = 0
     const bytes = this.batch.take()
     if (bytes !== undefined && !this.socket.write(bytes)) this.blocked = true
   }

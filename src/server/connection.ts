@@ -1,15 +1,14 @@
 import type * as net from "node:net"
 import * as Either from "effect/Either"
 import { InvalidRequest } from "../errors/errors.js"
-import { MAX_FRAME_BYTES } from "../protocol/limits.js"
+import { maxFrameBytes, PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import type { ConnectionRateLimit } from "../services/RateLimiter.js"
 import type { ConnectionContext } from "./connection-context.js"
 import { ConnectionInput } from "./connection-input.js"
 import { ConnectionOutput } from "./connection-output.js"
-import { ConnectionRequests } from "./connection-requests.js"
+import { ConnectionRequests, type Session } from "./connection-requests.js"
 import type { Expirable } from "./deadline-watch.js"
-import { ReadGate } from "./read-gate.js"
-import type { RequestReader } from "./read-request.js"
+import { PauseLog, ReadGate } from "./read-gate.js"
 import { REJECTION_LOG, type RejectReason } from "./rejections.js"
 import { handshakeAccepted, handshakeRefused, type Reply, replyTo } from "./replies.js"
 import type { ConnectionView, PauseReason } from "./ServerStatus.js"
@@ -21,17 +20,11 @@ import type { ConnectionView, PauseReason } from "./ServerStatus.js"
  */
 type Phase =
   | { readonly _tag: "Handshaking"; readonly deadline: number }
-  | { readonly _tag: "Open"; readonly read: RequestReader }
+  | { readonly _tag: "Open"; readonly session: Session }
   | { readonly _tag: "Lingering"; readonly until: number }
   | { readonly _tag: "Closed" }
 
 const FRAME_TOO_LARGE = new InvalidRequest({ reason: "FrameTooLarge" })
-
-/** Limits that only pause a connection: logged once per connection, not every time they bite. */
-const PAUSES = {
-  framesPerRead: "frames per read at the limit; letting other connections go first",
-  inFlight: "requests in flight at the limit; pausing reads"
-} as const
 
 /**
  * One accepted, peer-checked connection: a small state machine driven by
@@ -47,7 +40,7 @@ export class Connection implements Expirable, ConnectionView {
   /** The peer half-closed: what it sent is still answered, then the connection closes (§14). */
   private peerEnded = false
   private readonly gate: ReadGate
-  private readonly loggedPauses = new Set<keyof typeof PAUSES>()
+  private readonly pauses: PauseLog
 
   constructor(
     private readonly socket: net.Socket,
@@ -58,11 +51,13 @@ export class Connection implements Expirable, ConnectionView {
     this.input = new ConnectionInput(ctx.config.maxBufferedBytes)
     this.out = new ConnectionOutput(socket)
     this.requests = new ConnectionRequests(ctx, rateLimit, {
-      send: (reply) => this.send(reply),
+      send: (reply, id) => this.send(reply, id),
+      retract: (id, reply) => !this.closing && this.out.retract(id, reply),
       settled: () => this.pump(),
       contained: (handle) => this.contained(handle)
     })
     this.gate = new ReadGate(this.out, this.requests, ctx.config)
+    this.pauses = new PauseLog(ctx.audit)
     ctx.deadlines.watch(this)
     ctx.status.connectionsOpen++
     ctx.status.connectionsTotal++
@@ -82,9 +77,14 @@ export class Connection implements Expirable, ConnectionView {
     return this.closing ? 0 : this.out.heldBytes
   }
 
+  /** It has sent part of a frame (a handshake, while it is handshaking) that is not complete yet. */
+  get midFrame(): boolean {
+    return this.input.partialSince !== undefined
+  }
+
   get pausedBy(): PauseReason | undefined {
     const hold = this.closing ? undefined : this.gate.hold
-    return hold === "draining" || hold === "yielding" ? undefined : hold
+    return hold === "yielding" ? undefined : hold
   }
 
   /** The earliest pending deadline: the handshake, the last answers' linger, or a started frame's completion. */
@@ -104,12 +104,6 @@ export class Connection implements Expirable, ConnectionView {
       const reason = this.phase._tag === "Handshaking" ? "handshake_timeout" : "partial_frame_timeout"
       this.closeRejected(reason)
     }
-  }
-
-  /** Shutdown: read no further frames; requests in flight still get their answers. */
-  stopReading(): void {
-    this.gate.draining = true
-    this.updateFlow()
   }
 
   destroy(): void {
@@ -153,7 +147,7 @@ export class Connection implements Expirable, ConnectionView {
   private onData(chunk: Buffer): void {
     if (this.closing) return
     if (this.input.push(chunk)) this.pump()
-    else this.closeRejected("buffer_cap", { limit: this.ctx.config.maxBufferedBytes })
+    else this.closeRejected("buffer_cap", { limit: this.input.bufferCap })
   }
 
   private onEnd(): void {
@@ -184,7 +178,7 @@ export class Connection implements Expirable, ConnectionView {
     let waitingForBytes = false
     while (this.mayRead) {
       if (frames === this.ctx.config.maxFramesPerRead) {
-        this.logPauseOnce("framesPerRead", this.ctx.config.maxFramesPerRead)
+        this.pauses.once("framesPerRead", this.ctx.config.maxFramesPerRead)
         this.yieldTurn()
         break
       }
@@ -194,28 +188,23 @@ export class Connection implements Expirable, ConnectionView {
         break
       }
       if (step._tag === "Oversize") {
-        const reply = replyTo(undefined, Either.left(FRAME_TOO_LARGE), MAX_FRAME_BYTES)
-        this.answerAndClose("oversize_frame", reply, { length: step.length, limit: MAX_FRAME_BYTES })
+        const version = this.phase._tag === "Open" ? this.phase.session.version : PROTOCOL_VERSIONS.min
+        const reply = replyTo(version, undefined, Either.left(FRAME_TOO_LARGE))
+        this.answerAndClose("oversize_frame", reply, { length: step.length, limit: this.input.maxPayload })
         break
       }
       frames++
       if (this.phase._tag === "Handshaking") this.onHandshakeFrame(step.payload)
-      else if (this.phase._tag === "Open") this.requests.onFrame(this.phase.read, step.payload)
+      else if (this.phase._tag === "Open") this.requests.onFrame(this.phase.session, step.payload)
     }
     if (this.gate.hold === "inFlightLimit") {
-      this.logPauseOnce("inFlight", this.ctx.config.maxInFlightPerConnection)
+      this.pauses.once("inFlight", this.ctx.config.maxInFlightPerConnection)
     }
     this.flush()
     // Only a connection we are willing to read from can be late with its bytes.
     this.trackPartialFrame(waitingForBytes && this.mayRead)
     this.updateFlow()
     this.finishIfDone()
-  }
-
-  private logPauseOnce(pause: keyof typeof PAUSES, limit: number): void {
-    if (this.loggedPauses.has(pause)) return
-    this.loggedPauses.add(pause)
-    this.ctx.audit.event("Info", PAUSES[pause], { limit })
   }
 
   /** Lets other connections run before this one's next frames (fairness under floods of tiny frames). */
@@ -246,14 +235,18 @@ export class Connection implements Expirable, ConnectionView {
         return
       }
       case "Accepted":
-        this.phase = { _tag: "Open", read: this.ctx.readerFor(read.version) }
+        this.phase = {
+          _tag: "Open",
+          session: { version: read.version, read: this.ctx.readerFor(read.version) }
+        }
+        this.input.setMaxPayload(maxFrameBytes(read.version))
         this.ctx.onHandshaken(this)
         this.send(handshakeAccepted(read.version))
     }
   }
 
-  private send(reply: Reply): void {
-    if (!this.closing) this.out.add(reply)
+  private send(reply: Reply, id?: string): void {
+    if (!this.closing) this.out.add(reply, id)
   }
 
   private flush(): void {
@@ -292,7 +285,7 @@ export class Connection implements Expirable, ConnectionView {
    */
   private finishIfDone(): void {
     if (!this.peerEnded || this.closing || this.requests.inFlight > 0) return
-    if (this.gate.draining || this.gate.yielding || this.out.blocked) return
+    if (this.gate.yielding || this.out.blocked) return
     this.closeAfterWrites()
   }
 }

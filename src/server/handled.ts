@@ -19,16 +19,21 @@ export const refuse = (error: ProxyError): Handled => ({ _tag: "Ready", result: 
 
 export const run = (work: Effect.Effect<string, ProxyError>): Handled => ({ _tag: "Run", work })
 
+/** The work of a `Handled`, as an Effect (a ready answer is one already). */
+export const toEffect = (handled: Handled): Effect.Effect<string, ProxyError> =>
+  handled._tag === "Ready" ? handled.result : handled.work
+
 /**
  * The fast path in one combinator: answers from what a store already holds
- * (`cached` is `Some`) without starting any work, else runs `lookup` and
- * answers from its result. `answer` is the same in both cases.
+ * (`cached` is `Some`) without starting any work unless `answer` asks for
+ * some, else runs `lookup` and answers from its result. `answer` is the same
+ * in both cases.
  */
 export const fromStore = <A>(
   cached: Option.Option<A>,
   lookup: () => Effect.Effect<A, ProxyError>,
-  answer: (value: A) => Either.Either<string, ProxyError>
+  answer: (value: A) => Handled
 ): Handled =>
   Option.isSome(cached)
-    ? { _tag: "Ready", result: answer(cached.value) }
-    : { _tag: "Run", work: Effect.flatMap(lookup(), answer) }
+    ? answer(cached.value)
+    : { _tag: "Run", work: Effect.flatMap(lookup(), (value) => toEffect(answer(value))) }

@@ -1,6 +1,6 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { InvalidRequest, type ProxyError, Unauthorized, UnknownVersion } from "../errors/errors.js"
+import { InvalidRequest, type ProxyError, Stopping, Unauthorized, UnknownVersion } from "../errors/errors.js"
 import { HandshakeFrame } from "../protocol/handshake.js"
 import { fieldIssueOf } from "../protocol/parse-issue.js"
 import type { CapabilityGateShape } from "../services/CapabilityGate.js"
@@ -16,6 +16,8 @@ export type HandshakeRead =
   | { readonly _tag: "Accepted"; readonly version: number }
 
 const DROPPED: HandshakeRead = { _tag: "Dropped" }
+/** Every handshake once the server has begun to stop (§21). */
+export const STOPPING: HandshakeRead = { _tag: "Refused", reject: "stopping", error: new Stopping() }
 const WRONG_CAPABILITY: HandshakeRead = {
   _tag: "Refused",
   reject: "capability_token",

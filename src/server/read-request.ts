@@ -6,6 +6,7 @@ import {
   type DecodedRequest,
   isOperation,
   isRequestId,
+  OPERATION_SINCE,
   type Operation,
   OperationPayloads,
   requestSchema
@@ -56,24 +57,26 @@ export type RequestReader = (bytes: Buffer, rateLimit: () => number) => RequestR
  * in `operations.ts`.
  */
 export const makeRequestReader = (version: number): RequestReader => {
-  const decoders = {} as Record<Operation, Decoder>
+  const decoders: Partial<Record<Operation, Decoder>> = {}
   for (const op of Object.keys(OperationPayloads) as Array<Operation>) {
-    decoders[op] = Schema.decodeUnknownEither(requestSchema(op, version))
+    // An operation newer than this version (`cancel` on version 1) is unknown on it.
+    if ((OPERATION_SINCE[op] ?? 1) <= version)
+      decoders[op] = Schema.decodeUnknownEither(requestSchema(op, version))
   }
 
   return (bytes, rateLimit) => {
     const message = parseJsonObject(bytes)
     const id = message !== undefined && isRequestId(message.id) ? message.id : undefined
-    const op = message !== undefined && isOperation(message.op) ? message.op : undefined
+    const decode = message !== undefined && isOperation(message.op) ? decoders[message.op] : undefined
+    const op = decode === undefined ? undefined : (message?.op as Operation)
     const retryAfter = rateLimit()
     if (retryAfter > 0)
       return { _tag: "Refused", id, op: op ?? "unknown", error: new RateLimited({ retryAfter }) }
     if (message === undefined) return { _tag: "Refused", id: undefined, op: "unknown", error: NOT_AN_OBJECT }
     if (id === undefined) return { _tag: "Refused", id: undefined, op: op ?? "unknown", error: UNUSABLE_ID }
-    if (op === undefined) return { _tag: "Refused", id, op: "unknown", error: UNKNOWN_OPERATION }
-    const decoded = decoders[op](
-      message.payload === undefined ? { v: message.v, payload: EMPTY_PAYLOAD } : message
-    )
+    if (op === undefined || decode === undefined)
+      return { _tag: "Refused", id, op: "unknown", error: UNKNOWN_OPERATION }
+    const decoded = decode(message.payload === undefined ? { v: message.v, payload: EMPTY_PAYLOAD } : message)
     if (Either.isLeft(decoded)) {
       return {
         _tag: "Refused",

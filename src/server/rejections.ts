@@ -12,6 +12,7 @@ export type RejectReason =
   | "oversize_frame"
   | "buffer_cap"
   | "evicted"
+  | "stopping"
   | "internal"
 
 /** The log line of each reason a connection closes for (peer, max_connections and evicted are logged throttled, at accept). */
@@ -27,6 +28,7 @@ export const REJECTION_LOG: Readonly<
   capability_token: { level: "Info", message: "handshake refused; closing" },
   oversize_frame: { level: "Warning", message: "frame length over the limit; closing" },
   buffer_cap: { level: "Warning", message: "connection buffered too many unprocessed bytes; closing" },
+  stopping: { level: "Info", message: "handshake while the server stops; closing" },
   evicted: { level: "Info", message: "connection without a handshake closed to make room for a new one" },
   internal: { level: "Error", message: "connection handler failed; closing the connection" }
 }

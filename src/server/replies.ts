@@ -3,6 +3,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { HandlerDefect, type ProxyError, ResponseTooLarge } from "../errors/errors.js"
 import { toWireError } from "../errors/wire-error.js"
+import { maxFrameBytes } from "../protocol/limits.js"
 import { failureJson, handshakeFailureJson, handshakeOkJson, successJson } from "../protocol/responses.js"
 
 /** One answer frame ready to send: its JSON, its size in bytes, and what it counts as (`ok` or the wire code). */
@@ -16,23 +17,26 @@ const replyOf = (json: string, outcome: string): Reply => ({ json, bytes: Buffer
 
 /**
  * The answer to a request (PROTOCOL.md §5): success with the handler's `data`
- * JSON, or the failure as its wire code and text. An answer over the frame
- * limit is never sent; it becomes `INTERNAL_ERROR` (§14).
+ * JSON, or the failure as its wire code and text, carrying the negotiated
+ * `version`. An answer over the version's frame limit is never sent; it
+ * becomes `INTERNAL_ERROR` (§14).
  */
 export const replyTo = (
+  version: number,
   id: string | undefined,
-  result: Either.Either<string, ProxyError>,
-  maxFrameBytes: number
+  result: Either.Either<string, ProxyError>
 ): Reply => {
-  if (Either.isLeft(result)) return failureReply(id, result.left)
-  if (id === undefined) return failureReply(id, new HandlerDefect({ name: "MissingId" }))
-  const reply = replyOf(successJson(id, result.right), "ok")
-  return reply.bytes > maxFrameBytes ? failureReply(id, new ResponseTooLarge({ bytes: reply.bytes })) : reply
+  if (Either.isLeft(result)) return failureReply(version, id, result.left)
+  if (id === undefined) return failureReply(version, id, new HandlerDefect({ name: "MissingId" }))
+  const reply = replyOf(successJson(version, id, result.right), "ok")
+  return reply.bytes > maxFrameBytes(version)
+    ? failureReply(version, id, new ResponseTooLarge({ bytes: reply.bytes }))
+    : reply
 }
 
-const failureReply = (id: string | undefined, error: ProxyError): Reply => {
+const failureReply = (version: number, id: string | undefined, error: ProxyError): Reply => {
   const wire = toWireError(error)
-  return replyOf(failureJson(id, wire), wire.code)
+  return replyOf(failureJson(version, id, wire), wire.code)
 }
 
 export const handshakeAccepted = (version: number): Reply => replyOf(handshakeOkJson(version), "ok")

@@ -6,7 +6,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { ServerStartError } from "../errors/startup.js"
-import { PROTOCOL_VERSION } from "../protocol/limits.js"
+import { PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import { AccessPolicy } from "../services/AccessPolicy.js"
 import { AuditLog } from "../services/AuditLog.js"
 import { CapabilityGate } from "../services/CapabilityGate.js"
@@ -19,10 +19,11 @@ import { TokenStore } from "../services/TokenStore.js"
 import { Connection } from "./connection.js"
 import type { ConnectionContext } from "./connection-context.js"
 import { startDeadlineWatch } from "./deadline-watch.js"
+import { HandshakeSlots } from "./handshake-slots.js"
 import { listen, removeSocketFile } from "./listener.js"
 import { makeOperations } from "./operations.js"
-import { readHandshake } from "./read-handshake.js"
-import { makeRequestReader } from "./read-request.js"
+import { readHandshake, STOPPING } from "./read-handshake.js"
+import { makeRequestReader, type RequestReader } from "./read-request.js"
 import { REJECTION_LOG } from "./rejections.js"
 import { makeRequestLog } from "./request-log.js"
 import { ServerConfig } from "./ServerConfig.js"
@@ -62,14 +63,19 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     const limiter = yield* RateLimiter
     const capability = yield* CapabilityGate
     const status = new ServerStatus()
-    const handle = makeOperations({
-      tokens: yield* TokenStore,
-      keys: yield* KeyStorage,
-      policy: yield* AccessPolicy,
-      refresh: yield* RefreshCoordinator,
-      renewal: yield* TokenRenewal,
-      maxNewTokens: config.maxNewTokens
-    })
+    const clock = yield* Effect.clock
+    const handle = makeOperations(
+      {
+        tokens: yield* TokenStore,
+        keys: yield* KeyStorage,
+        policy: yield* AccessPolicy,
+        refresh: yield* RefreshCoordinator,
+        renewal: yield* TokenRenewal,
+        maxNewTokens: config.maxNewTokens,
+        nowMs: () => clock.unsafeCurrentTimeMillis()
+      },
+      { restrict: config.restrict }
+    )
 
     // The path length is checked before the directory is created, so a refused path leaves nothing behind.
     const socketPath = yield* chooseSocketPath(path.resolve(config.socketDir ?? defaultSocketDir()))
@@ -79,9 +85,8 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     yield* Effect.addFinalizer(() => removeSocketFile(socketPath))
 
     const connections = new Set<Connection>()
-    /** Connections without a completed handshake, oldest first (§22: they may hold only a share of the slots). */
-    const unauthenticated = new Set<Connection>()
-    const handshakeShare = Math.max(4, Math.floor(config.maxConnections / 4))
+    /** Connections without a completed handshake (§22: they may hold only a share of the slots). */
+    const unauthenticated = new HandshakeSlots<Connection>(Math.max(4, Math.floor(config.maxConnections / 4)))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         for (const connection of connections) connection.destroy()
@@ -96,9 +101,11 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     )
     const deadlines = yield* startDeadlineWatch
 
+    /** Set when the server starts to stop: from then on every request is answered at once (§21). */
+    let stopping = false
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
-        for (const connection of connections) connection.stopReading()
+        stopping = true
         const pending = yield* FiberSet.size(requests)
         if (pending > 0) {
           audit.event("Info", "draining requests in flight", { requests: pending })
@@ -111,12 +118,19 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       })
     )
 
-    const versions = { min: PROTOCOL_VERSION, max: PROTOCOL_VERSION }
-    const reader = makeRequestReader(PROTOCOL_VERSION)
+    const readers = new Map<number, RequestReader>()
     const context: ConnectionContext = {
-      readHandshake: (bytes) => readHandshake(bytes, versions, capability),
-      readerFor: () => reader,
+      readHandshake: (bytes) => (stopping ? STOPPING : readHandshake(bytes, PROTOCOL_VERSIONS, capability)),
+      readerFor: (version) => {
+        let reader = readers.get(version)
+        if (reader === undefined) {
+          reader = makeRequestReader(version)
+          readers.set(version, reader)
+        }
+        return reader
+      },
       handle,
+      stopping: () => stopping,
       requests: makeRequestLog(audit, status, deadlines),
       audit,
       status,
@@ -130,7 +144,6 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       onHandshaken: (connection) => unauthenticated.delete(connection)
     }
 
-    const clock = yield* Effect.clock
     const logPeerRefused = throttledEvent(audit, clock, REJECTION_LOG.peer)
     const logTooMany = throttledEvent(audit, clock, REJECTION_LOG.max_connections)
     const logEvicted = throttledEvent(audit, clock, REJECTION_LOG.evicted)
@@ -138,19 +151,19 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     /**
      * Makes room for a new connection (§22): when connections without a
      * handshake hold their whole share, or every slot is taken and some are
-     * theirs, the oldest of them is closed. A client that completes its
-     * handshake is never pushed out by others that keep connecting.
+     * theirs, one of them is closed (`HandshakeSlots.victim`). A client that
+     * completes its handshake is never pushed out by others that keep connecting.
      */
     const makeRoom = (): void => {
-      if (unauthenticated.size < handshakeShare && connections.size < config.maxConnections) return
-      const oldest = unauthenticated.values().next()
-      if (oldest.done === true) return
-      unauthenticated.delete(oldest.value)
+      if (!unauthenticated.full && connections.size < config.maxConnections) return
+      const victim = unauthenticated.victim()
+      if (victim === undefined) return
+      unauthenticated.delete(victim)
       // Its slot is free now; the socket's close event comes later.
-      connections.delete(oldest.value)
+      connections.delete(victim)
       status.reject("evicted")
-      logEvicted({ share: handshakeShare })
-      oldest.value.destroy()
+      logEvicted({ share: unauthenticated.share })
+      victim.destroy()
     }
 
     /** The accept path reads top to bottom: ask the kernel who it is, enforce the cap, then allocate state. */
@@ -176,7 +189,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
       if (peer.pid !== undefined) audit.event("Debug", "connection accepted", { peerPid: peer.pid })
       const connection = new Connection(socket, context, limiter.forConnection())
       connections.add(connection)
-      unauthenticated.add(connection)
+      unauthenticated.add(connection, peer.pid)
     }
 
     /** A failure while accepting costs that one connection, never the server (this runs outside any fiber). */

@@ -43,6 +43,8 @@ export interface ServeOptions {
   readonly capabilityToken?: string | undefined
   /** The providers file (§16); default `{dataDir}/providers.json`, which may be missing. */
   readonly providers?: string | undefined
+  /** Every connection restricted (§19): it may only read what it names. */
+  readonly restrict?: boolean | undefined
 }
 
 /**
@@ -107,6 +109,7 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
     const config: ServerConfig.ServerConfigShape = {
       ...ServerConfig.defaults,
       maxConnections,
+      restrict: options.restrict ?? false,
       ...(options.socketDir === undefined ? {} : { socketDir: options.socketDir }),
       ...parts.config
     }

@@ -13,6 +13,12 @@ export interface TokenKey {
 
 export const tokenKeyString = (key: TokenKey): string => `${key.provider}:${key.bucket}`
 
+/** Usage figures of one token, as a host program's store may keep them. */
+export interface BucketStats {
+  readonly requestCount: number
+  readonly percentage: number
+}
+
 /** Which providers and tokens a listing may show (the access policy's view). */
 export interface TokenFilter {
   readonly provider: (provider: string) => boolean
@@ -50,6 +56,11 @@ export interface TokenStoreShape {
   readonly listProviders: (filter?: TokenFilter) => Effect.Effect<ReadonlyArray<string>, StoreError>
   /** Buckets of a provider that hold a token (at most LISTING_LIMIT read); `[]` for an unknown provider. */
   readonly listBuckets: (provider: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /**
+   * Usage figures a host program keeps for a token (`get_bucket_stats`),
+   * when the store has any; `undefined` when it keeps none for this one.
+   */
+  readonly bucketStats?: (key: TokenKey) => Effect.Effect<BucketStats | undefined, StoreError>
   /** The provider:bucket lock, held until the scope closes; exclusive within this process (and across processes where the store can). */
   readonly lock: (key: TokenKey) => Effect.Effect<void, StoreError, Scope.Scope>
 }

@@ -13,7 +13,7 @@ import { poll } from "./until.js"
  * server), and real-time waits with bounds.
  */
 
-/** The error codes of PROTOCOL.md §11, copied from the contract rather than from the implementation. */
+/** The error codes of PROTOCOL.md §11 (with §19's and §20's), copied from the contract rather than from the implementation. */
 export const PROTOCOL_CODES = [
   "NOT_FOUND",
   "INVALID_REQUEST",
@@ -26,14 +26,16 @@ export const PROTOCOL_CODES = [
   "SESSION_ALREADY_USED",
   "EXCHANGE_FAILED",
   "PROVIDER_NOT_FOUND",
-  "REAUTH_REQUIRED"
+  "REAUTH_REQUIRED",
+  "FORBIDDEN",
+  "CANCELLED"
 ] as const
 
 /** Largest frame payload either side may send (PROTOCOL.md §3). */
 export const MAX_PAYLOAD = 65536
 
 const Success = Schema.Struct({
-  v: Schema.Literal(1),
+  v: Schema.Literal(1, 2),
   id: Schema.optional(Schema.String),
   op: Schema.optional(Schema.Literal("handshake")),
   ok: Schema.Literal(true),
@@ -41,7 +43,7 @@ const Success = Schema.Struct({
 })
 
 const Failure = Schema.Struct({
-  v: Schema.Literal(1),
+  v: Schema.Literal(1, 2),
   id: Schema.optional(Schema.String),
   op: Schema.optional(Schema.Literal("handshake")),
   ok: Schema.Literal(false),

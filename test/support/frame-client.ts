@@ -13,6 +13,8 @@ export class FrameClient {
   private readonly frames: Array<Json> = []
   private waiters: Array<() => void> = []
   private nextId = 0
+  /** The protocol version requests are sent with: the one the last accepted handshake settled on. */
+  version = 1
   closed = false
   private readonly closedPromise: Promise<void>
 
@@ -42,10 +44,10 @@ export class FrameClient {
     })
   }
 
-  /** Connects and completes the handshake. */
-  static async open(path: string): Promise<FrameClient> {
+  /** Connects and completes the handshake (by default offering version 1 only). */
+  static async open(path: string, handshake?: Json): Promise<FrameClient> {
     const client = await FrameClient.connect(path)
-    const reply = await client.handshake()
+    const reply = await client.handshake(handshake)
     if (reply.ok !== true) throw new Error(`handshake refused: ${JSON.stringify(reply)}`)
     return client
   }
@@ -64,14 +66,17 @@ export class FrameClient {
     this.socket.write(encodeFrame(typeof message === "string" ? message : JSON.stringify(message)))
   }
 
-  handshake(payload: Json = { minVersion: 1, maxVersion: 1 }): Promise<Json> {
+  async handshake(payload: Json = { minVersion: 1, maxVersion: 1 }): Promise<Json> {
     this.send({ v: 1, op: "handshake", payload })
-    return this.nextFrame()
+    const reply = await this.nextFrame()
+    if (reply.ok === true) this.version = reply.data.version
+    return reply
   }
 
   /** Sends a request and waits for the answer carrying its id. */
   async request(op: string, payload?: Json, id = `r${++this.nextId}`): Promise<Json> {
-    this.send(payload === undefined ? { v: 1, id, op } : { v: 1, id, op, payload })
+    const v = this.version
+    this.send(payload === undefined ? { v, id, op } : { v, id, op, payload })
     return this.frameWhere((frame) => frame.id === id)
   }
 

@@ -34,6 +34,8 @@ export interface TestServerOptions {
   /** Requests per second per connection; the binary's default (60) unless given. */
   readonly rateLimit?: number
   readonly capabilityToken?: string
+  /** Every connection restricted (§19). */
+  readonly restrict?: boolean
   readonly config?: Partial<ServerConfigShape>
   /** Replaces the file stores (for tests about logic, or stores that misbehave on command). */
   readonly stores?: Layer.Layer<TokenStore | KeyStorage>
@@ -116,7 +118,8 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
         allow: options.allow,
         allowKeys: options.allowKeys,
         rateLimit: options.rateLimit,
-        capabilityToken: options.capabilityToken
+        capabilityToken: options.capabilityToken,
+        restrict: options.restrict
       },
       {
         stores,

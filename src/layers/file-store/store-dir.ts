@@ -93,7 +93,7 @@ const openDir = async (at: string, realPath: string, relative: string): Promise<
     sync: () => handle.sync().catch(() => undefined),
     inPlace: async () => {
       const [now, there] = await Promise.all([handle.stat(), fsp.lstat(realPath).catch(() => undefined)])
-      return there !== undefined && there.isDirectory() && there.ino === now.ino && there.dev === now.dev
+      return there?.isDirectory() === true && there.ino === now.ino && there.dev === now.dev
     },
     close: () => handle.close().catch(() => undefined)
   }
