@@ -444,6 +444,20 @@ describe("credproxy key (PROTOCOL.md §13, §14)", () => {
     })
   }
 
+  it("set of a key over 64 KiB: exit 2, nothing stored; 64 KiB exactly is stored and served on v2", async () => {
+    const result = await cli(["key", "set", "big"], "k".repeat(65_537))
+    expectExit(result, 2)
+    expect(result.stderr).toContain("key too large: at most 65536 bytes")
+    expect((await cli(["key", "list"])).stdout).toBe("")
+    expectExit(await cli(["key", "set", "big"], "k".repeat(65_536)), 0)
+    const server = await startServe(serveArgs())
+    // Its answer is over version 1's 64 KiB frame: served on version 2 (§20).
+    const client = await FrameClient.open(server.socketPath, { minVersion: 1, maxVersion: 2 })
+    workspace.clients.push(client)
+    expect((await client.request("get_api_key", { name: "big" })).data.key).toHaveLength(65_536)
+    expect((await server.stop()).code).toBe(0)
+  })
+
   it("set with a bad name: exit 2, nothing written outside the data directory", async () => {
     const result = await cli(["key", "set", "../evil"], API_KEY)
     expectExit(result, 2)

@@ -498,11 +498,21 @@ describe("FileTokenStore", () => {
     )
   )
 
-  it.effect("a failing data directory is a StoreFailure", () =>
-    Effect.gen(function* () {
-      const error = yield* Effect.flip(Effect.scoped(FileTokenStore.make("/dev/null/credproxy")))
-      expect(error._tag).toBe("StoreFailure")
-    })
+  it.scoped(
+    "a data directory below a file is refused (NotADirectory); one that cannot be resolved is a StoreFailure",
+    () =>
+      Effect.gen(function* () {
+        const belowFile = yield* Effect.flip(Effect.scoped(FileTokenStore.make("/dev/null/credproxy")))
+        expect(belowFile).toMatchObject({
+          _tag: "DataDirRefused",
+          dir: "/dev/null",
+          problem: "NotADirectory"
+        })
+        const loop = path.join(yield* tempRoot, "loop")
+        yield* Effect.promise(() => fs.symlink(loop, loop))
+        const unresolvable = yield* Effect.flip(Effect.scoped(FileTokenStore.make(loop)))
+        expect(unresolvable).toMatchObject({ _tag: "StoreFailure", reason: "Io", code: "ELOOP" })
+      })
   )
 })
 

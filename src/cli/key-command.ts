@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import { NotFound } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
 import * as FileKeyStorage from "../layers/FileKeyStorage.js"
+import { MAX_FILE_BYTES } from "../layers/file-store/file-read.js"
 import { KeyStorage } from "../services/KeyStorage.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
@@ -26,6 +27,10 @@ const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags
       return yield* new UsageError({
         reason: 'no key on standard input; pipe the key in, e.g. printf %s "$KEY" | credproxy key set NAME'
       })
+    }
+    // The store reads no file over this, so a larger key could be stored but never served.
+    if (Buffer.byteLength(value) > MAX_FILE_BYTES) {
+      return yield* new UsageError({ reason: `key too large: at most ${MAX_FILE_BYTES} bytes` })
     }
     yield* withKeys(flags.dataDir, (keys) => keys.set(keyName, value))
     yield* Console.error(`stored API key ${keyName}`)

@@ -6,6 +6,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as StderrLogger from "../layers/StderrLogger.js"
 import { execCommand } from "./exec-command.js"
 import { EXIT_FAILURE, EXIT_OK, withExitStatus } from "./exit-status.js"
 import { keyCommand } from "./key-command.js"
@@ -22,7 +23,16 @@ const root = Command.make("credproxy").pipe(
 
 const cli = Command.run(root, { name: "credproxy", version: "0.1.0" })
 
-const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)
+/**
+ * What every command runs on. Logs go to stderr (at info) unless a command
+ * sets its own: stdout carries only a command's answer.
+ */
+const platform = Layer.mergeAll(
+  NodeFileSystem.layer,
+  NodePath.layer,
+  NodeTerminal.layer,
+  StderrLogger.layer({ level: "info", format: "pretty" })
+)
 
 /**
  * Passes `--log-level X` / `--log-level=X` (PROTOCOL.md §13) to our option

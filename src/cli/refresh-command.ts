@@ -7,7 +7,7 @@ import { refreshLayer } from "../server/server-layer.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
-import { providersFile, stderrLogger } from "./providers-command.js"
+import { checkedDataDir, providersFile } from "./providers-command.js"
 
 /**
  * `credproxy token refresh PROVIDER [--bucket B]`: the same coordinator as the
@@ -29,11 +29,13 @@ export const refreshCommand = Command.make(
         provider: yield* requireName(flags.provider, "provider"),
         bucket: yield* requireName(flags.bucket, "bucket")
       }
+      // Checked before the providers file in it is read (the store checks it again when it opens).
+      yield* checkedDataDir(flags.dataDir)
       const token = yield* Effect.flatMap(RefreshCoordinator, (coordinator) => coordinator.refresh(key)).pipe(
         Effect.provide(refreshLayer(flags.dataDir, flags.providers))
       )
       yield* Console.log(JSON.stringify(sanitizeToken(token), null, 2))
-    }).pipe(Effect.provide(stderrLogger))
+    })
 ).pipe(
   Command.withDescription(
     "refresh a stored token at its provider (unless it is still valid) and print it without its refresh token"

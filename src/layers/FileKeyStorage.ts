@@ -10,7 +10,9 @@ import type { DataDirRefused } from "../errors/startup.js"
 import { KeyStorage, type KeyStorageShape } from "../services/KeyStorage.js"
 import { LISTING_LIMIT } from "../services/TokenStore.js"
 import { removeStaleTempFiles, writeFileAtomic } from "./file-store/atomic-file.js"
-import { ABSENT, type Locate, makeFileCache, stampOf } from "./file-store/file-cache.js"
+import { type Locate, makeFileCache } from "./file-store/file-cache.js"
+import { ABSENT, stampOf } from "./file-store/file-stamp.js"
+import { refuseIfMoved, undoIfMoved } from "./file-store/in-place.js"
 import { listFailure, makeListingCache, readEntries } from "./file-store/listing.js"
 import { decodeName, encodeName } from "./file-store/name-encoding.js"
 import { openStoreDir } from "./file-store/store-dir.js"
@@ -19,7 +21,9 @@ import { openStoreDir } from "./file-store/store-dir.js"
  * API keys on disk, one file per name: `${dataDir}/keys/<enc(name)>.key`
  * holding the raw value as UTF-8 (files 0600, the directory 0700), reached
  * through the directory's descriptor and never through a link. Reads are
- * cached and re-checked like the token store's.
+ * cached and re-checked like the token store's. Like a token write, a key
+ * write is undone, and a removal refused, when `keys` was moved out of the
+ * data directory meanwhile (`Moved`).
  */
 
 const KEY_SUFFIX = ".key"
@@ -59,9 +63,10 @@ export const make = (
 
     const set = (name: string, value: string): Effect.Effect<void, StoreFailure> =>
       writeFileAtomic("set", keys, fileOf(name), value).pipe(
+        Effect.tap(() => undoIfMoved("set", keys, fileOf(name))),
         Effect.tap((stats) =>
           Effect.sync(() => {
-            cache.remember(name, value, stampOf(stats), value.length)
+            cache.remember(name, value, stampOf(stats))
             listing.invalidate("all")
           })
         ),
@@ -69,16 +74,19 @@ export const make = (
       )
 
     const remove = (name: string): Effect.Effect<void, StoreFailure> =>
-      Effect.tryPromise({
-        try: async () => {
-          await fsp.unlink(keys.entry(fileOf(name))).catch((error: unknown) => {
-            if (errorCode(error) !== "ENOENT") throw error
-          })
-          cache.remember(name, undefined, ABSENT, 0)
-          listing.invalidate("all")
-        },
-        catch: (cause) => StoreFailure.io("remove", cause)
-      })
+      Effect.zipRight(
+        refuseIfMoved("remove", [keys]),
+        Effect.tryPromise({
+          try: async () => {
+            await fsp.unlink(keys.entry(fileOf(name))).catch((error: unknown) => {
+              if (errorCode(error) !== "ENOENT") throw error
+            })
+            cache.remember(name, undefined, ABSENT)
+            listing.invalidate("all")
+          },
+          catch: (cause) => StoreFailure.io("remove", cause)
+        })
+      )
 
     return KeyStorage.of({
       cached: cache.cached,

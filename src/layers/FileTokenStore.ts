@@ -21,8 +21,10 @@ import {
   type TokenStoreShape
 } from "../services/TokenStore.js"
 import { removeStaleTempFiles, writeFileAtomic } from "./file-store/atomic-file.js"
-import { ABSENT, type Locate, makeFileCache, stampOf } from "./file-store/file-cache.js"
+import { type Locate, makeFileCache } from "./file-store/file-cache.js"
 import { lockFile } from "./file-store/file-lock.js"
+import { ABSENT, stampOf } from "./file-store/file-stamp.js"
+import { undoIfMoved } from "./file-store/in-place.js"
 import { listFailure, makeListingCache, readEntries } from "./file-store/listing.js"
 import { decodeName, encodeName } from "./file-store/name-encoding.js"
 import {
@@ -36,8 +38,10 @@ import {
 /**
  * Tokens on disk, one JSON file per provider:bucket:
  * `${dataDir}/tokens/<enc(provider)>/<enc(bucket)>.json` (files 0600,
- * directories 0700). Every file is reached through the directories' own
- * descriptors and never through a symbolic link (`file-store/store-dir.ts`).
+ * directories 0700), each holding the token's compact JSON: the file's size is
+ * exactly the token's size as stored (`storedTokenBytes`, limited by §22).
+ * Every file is reached through the directories' own descriptors and never
+ * through a symbolic link (`file-store/store-dir.ts`).
  * Reads come from a cache re-checked against the disk at most every 500 ms,
  * so the hot path is a map lookup; this process's writes update the cache at
  * once. Listings are bounded and shared (`file-store/listing.ts`).
@@ -127,35 +131,19 @@ export const make = (
       bucketListing.invalidate(provider)
     }
 
-    /**
-     * After a write: the provider's directory must still be the one inside
-     * the store. If it was moved away meanwhile, what was just written there
-     * is removed, so nothing of ours is left outside the store.
-     */
-    const stillInStore = (dir: StoreDir, name: string) =>
-      Effect.flatMap(
-        Effect.promise(async () => (await dir.inPlace()) && (await tokens.inPlace())),
-        (inPlace) =>
-          inPlace
-            ? Effect.void
-            : Effect.promise(() => fsp.unlink(dir.entry(name)).catch(() => undefined)).pipe(
-                Effect.zipRight(
-                  Effect.logWarning("store directory moved during a write; the write was undone")
-                ),
-                Effect.annotateLogs({ entry: dir.relative }),
-                Effect.zipRight(Effect.fail(new StoreFailure({ operation: "save", reason: "Moved" })))
-              )
-      )
-
     const save = (key: TokenKey, token: OAuthToken): Effect.Effect<void, StoreFailure> =>
       Effect.gen(function* () {
         const data = yield* Effect.try({
-          try: () => JSON.stringify(token, null, 2) + "\n",
+          // Compact, as `storedTokenBytes` measures it: the file is exactly the size the limit checks.
+          try: () => JSON.stringify(token),
           catch: () => new StoreFailure({ operation: "save", reason: "Unserializable" })
         })
         const name = fileOf(key)
         const write = inProvider(key.provider, { create: true, operation: "save" }, (dir) =>
-          writeFileAtomic("save", dir, name, data).pipe(Effect.tap(() => stillInStore(dir, name)))
+          // Nothing of ours may be left in a directory moved out of the store meanwhile.
+          writeFileAtomic("save", dir, name, data).pipe(
+            Effect.tap(() => undoIfMoved("save", dir, name, [tokens]))
+          )
         )
         // The provider directory can vanish between its creation and the write (a concurrent
         // `remove` deleting it once empty): one more try recreates it.
@@ -165,7 +153,7 @@ export const make = (
             () => write
           )
         )
-        if (stats !== undefined) cache.remember(KeyedLock.tokenKeyId(key), token, stampOf(stats), data.length)
+        if (stats !== undefined) cache.remember(KeyedLock.tokenKeyId(key), token, stampOf(stats))
         changed(key.provider)
       })
 
@@ -181,7 +169,7 @@ export const make = (
       ).pipe(
         Effect.zipRight(
           Effect.promise(async () => {
-            cache.remember(KeyedLock.tokenKeyId(key), undefined, ABSENT, 0)
+            cache.remember(KeyedLock.tokenKeyId(key), undefined, ABSENT)
             changed(key.provider)
             // Tidy up an emptied provider directory; any error (ENOTEMPTY: a lock or another token) is fine.
             await fsp.rmdir(tokens.entry(encodeName(key.provider))).catch(() => undefined)
@@ -225,7 +213,9 @@ export const make = (
 
     /** The file lock, in the provider's directory held open meanwhile. */
     const lockFileOf = (key: TokenKey) =>
-      Effect.flatMap(openProvider(key.provider), (dir) => lockFile(dir.entry(fileOf(key))))
+      Effect.flatMap(openProvider(key.provider), (dir) =>
+        lockFile(dir.entry(fileOf(key)), `${dir.relative}/${fileOf(key)}.lock`)
+      )
 
     /**
      * In-process permit first (so this process never races itself for the

@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { checkDataDir } from "../layers/file-store/data-dir-check.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
 import { serve } from "./serve.js"
 import { type ServeOptions, type ServerParts, serverLayer } from "./server-layer.js"
@@ -11,11 +12,16 @@ export interface LoggingOptions {
 
 /**
  * The server from options, logging to stderr: what `credproxy serve`,
- * `credproxy exec` and `startCredentialProxy` run. The Layers are built into
+ * `credproxy exec` and `startCredentialProxy` run. The data directory is
+ * checked first (it may hold only the providers file when the host program
+ * brings its own stores). The Layers are built into
  * the caller's scope, so they live exactly as long as the server does.
  */
 export const runServer = (options: ServeOptions & LoggingOptions, parts: ServerParts = {}) =>
   Effect.gen(function* () {
+    // Before anything in the data directory is read (the providers file and the stores are loaded
+    // together): a refused one is `DataDirRefused` (§22), whichever part would have met it first.
+    yield* checkDataDir(options.dataDir, { create: false })
     const layer = yield* serverLayer(options, parts)
     const context = yield* Layer.build(layer)
     return yield* Effect.provide(serve, context)

@@ -3,8 +3,9 @@ import { constants, type Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
-import { StoreFailure, type StoreOperation } from "../../errors/errors.js"
+import type { StoreFailure, StoreOperation } from "../../errors/errors.js"
 import type { StoreDir } from "./store-dir.js"
+import { isLinkAt, linkInTheWay, logLinkRefused, storeFailureOf } from "./store-links.js"
 
 /**
  * File primitives of the file stores: a reader never sees a torn file, a
@@ -25,10 +26,12 @@ const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (
 /**
  * Replaces `name` in `dir` atomically: write a temp file in the same
  * directory (exclusive create, never through a link), set its mode exactly,
- * fsync, close, rename over `name`, fsync the directory. The temp file is
- * removed on failure. Resolves with the stats of the written file (taken from
- * its descriptor before the rename, which keeps inode, size and mtime), so
- * callers can remember exactly what they wrote.
+ * fsync, close, rename over `name`, fsync the directory. A symbolic link
+ * found at `name` refuses the write (`ELOOP`, PROTOCOL.md §22): it is never
+ * replaced nor followed. The temp file is removed on failure. Resolves with
+ * the stats of the written file (taken from its descriptor before the rename,
+ * which keeps inode, size and mtime), so callers can remember exactly what
+ * they wrote.
  */
 export const writeFileAtomicAsync = async (
   dir: StoreDir,
@@ -48,6 +51,7 @@ export const writeFileAtomicAsync = async (
     const open = handle
     handle = undefined
     await open.close()
+    if (await isLinkAt(dir.entry(name))) throw linkInTheWay()
     await fsp.rename(temp, dir.entry(name))
     await dir.sync()
     return stats
@@ -58,7 +62,10 @@ export const writeFileAtomicAsync = async (
   }
 }
 
-/** {@link writeFileAtomicAsync} as an Effect; a failure is a `StoreFailure` for `operation`. */
+/**
+ * {@link writeFileAtomicAsync} as an Effect; a failure is a `StoreFailure` for
+ * `operation`, `Link` for a link at `name` (logged by its store-relative name).
+ */
 export const writeFileAtomic = (
   operation: StoreOperation,
   dir: StoreDir,
@@ -66,10 +73,13 @@ export const writeFileAtomic = (
   data: string | Uint8Array,
   mode: number = FILE_MODE
 ): Effect.Effect<Stats, StoreFailure> =>
-  Effect.tryPromise({
-    try: () => writeFileAtomicAsync(dir, name, data, mode),
-    catch: (cause) => StoreFailure.io(operation, cause)
-  })
+  logLinkRefused(
+    Effect.tryPromise({
+      try: () => writeFileAtomicAsync(dir, name, data, mode),
+      catch: (cause) => storeFailureOf(operation, cause)
+    }),
+    `${dir.relative}/${name}`
+  )
 
 /**
  * Creates `dir` and missing parents with

@@ -7,6 +7,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as lockfile from "proper-lockfile"
 import { errorCode, StoreFailure } from "../../errors/errors.js"
+import { logLinkRefused, storeFailureOf } from "./store-links.js"
 
 /**
  * The cross-process half of a store's lock: `proper-lockfile` creates the
@@ -99,16 +100,7 @@ const attempt = (
         },
         (cause: unknown) => {
           if (abandoned) return
-          const code = errorCode(cause)
-          resume(
-            Effect.fail(
-              code === "ELOCKED"
-                ? new Busy()
-                : code === "ELOOP"
-                  ? new StoreFailure({ operation: "lock", reason: "Link" })
-                  : StoreFailure.io("lock", cause)
-            )
-          )
+          resume(Effect.fail(errorCode(cause) === "ELOCKED" ? new Busy() : storeFailureOf("lock", cause)))
         }
       )
     return Effect.sync(() => {
@@ -135,15 +127,8 @@ const acquire = (file: string, onCompromised: (error: Error) => void): Effect.Ef
     )
   )
 
-/**
- * Holds the cross-process lock of `file` until the scope closes (released even
- * on interruption). The directory of `file` must exist.
- *
- * If the library finds the lock compromised (its mtime could not be kept fresh,
- * e.g. the event loop stalled past `stale`), its default is to throw inside a
- * timer and crash the process; here it is only recorded and logged on release.
- */
-export const lockFile = (file: string): Effect.Effect<void, StoreFailure, Scope.Scope> =>
+/** Holds the lock of `file` until the scope closes; see `lockFile`. */
+const holdLock = (file: string): Effect.Effect<void, StoreFailure, Scope.Scope> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.suspend(() => {
       let compromised: Error | undefined
@@ -173,3 +158,16 @@ export const lockFile = (file: string): Effect.Effect<void, StoreFailure, Scope.
       )
     })
   )
+
+/**
+ * Holds the cross-process lock of `file` until the scope closes (released even
+ * on interruption). The directory of `file` must exist. A symbolic link where
+ * the lock belongs refuses the lock (`Link`), logged with `entry`, the lock's
+ * store-relative name.
+ *
+ * If the library finds the lock compromised (its mtime could not be kept fresh,
+ * e.g. the event loop stalled past `stale`), its default is to throw inside a
+ * timer and crash the process; here it is only recorded and logged on release.
+ */
+export const lockFile = (file: string, entry: string): Effect.Effect<void, StoreFailure, Scope.Scope> =>
+  logLinkRefused(holdLock(file), entry)

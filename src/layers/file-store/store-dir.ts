@@ -5,7 +5,8 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { errorCode, StoreFailure } from "../../errors/errors.js"
 import { DataDirRefused } from "../../errors/startup.js"
-import { DIR_MODE, ensureDirAsync } from "./atomic-file.js"
+import { DIR_MODE } from "./atomic-file.js"
+import { checkDataDir, dirProblem, refusal } from "./data-dir-check.js"
 
 /**
  * A directory of the store, held open and addressed through its descriptor
@@ -35,8 +36,6 @@ const O_DIRECTORY = constants.O_DIRECTORY ?? 0
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0
 const OPEN_DIR = constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW
 
-const uid = (): number | undefined => process.getuid?.()
-
 /** `/proc/self/fd` addresses a descriptor's directory by path on Linux; checked once. */
 let procFd: boolean | undefined
 const hasProcFd = (fd: number): boolean => {
@@ -44,27 +43,23 @@ const hasProcFd = (fd: number): boolean => {
   return procFd
 }
 
-/** Why a directory is not private to us, or `undefined` when it is. */
-export const dirProblem = (stats: {
-  readonly uid: number
-  readonly mode: number
-  isDirectory(): boolean
-}): DataDirRefused["problem"] | undefined => {
-  if (!stats.isDirectory()) return "NotADirectory"
-  const own = uid()
-  if (own !== undefined && stats.uid !== own) return "Owner"
-  return (stats.mode & 0o022) === 0 ? undefined : "Writable"
-}
-
 type Opened =
   | { readonly _tag: "Opened"; readonly dir: StoreDir }
   | {
       readonly _tag: "Refused"
       readonly problem: DataDirRefused["problem"]
-      readonly uid: number
-      readonly mode: number
+      readonly stats?: { readonly uid: number; readonly mode: number }
     }
   | { readonly _tag: "Absent" }
+
+/** Creates the directory `at` 0700 (exactly: the umask may have narrowed it) unless it exists. */
+const makeDir = (at: string): Promise<void> =>
+  fsp.mkdir(at, { mode: DIR_MODE }).then(
+    () => fsp.chmod(at, DIR_MODE),
+    (error: unknown) => {
+      if (errorCode(error) !== "EEXIST") throw error
+    }
+  )
 
 /** Opens the directory at `at` without following a link there, and checks that it is ours alone. */
 const openDir = async (at: string, realPath: string, relative: string): Promise<Opened> => {
@@ -74,15 +69,15 @@ const openDir = async (at: string, realPath: string, relative: string): Promise<
   } catch (error) {
     const code = errorCode(error)
     if (code === "ENOENT") return { _tag: "Absent" }
-    if (code === "ELOOP") return { _tag: "Refused", problem: "Link", uid: -1, mode: 0 }
-    if (code === "ENOTDIR") return { _tag: "Refused", problem: "NotADirectory", uid: -1, mode: 0 }
+    if (code === "ELOOP") return { _tag: "Refused", problem: "Link" }
+    if (code === "ENOTDIR") return { _tag: "Refused", problem: "NotADirectory" }
     throw error
   }
   const stats = await handle.stat()
   const problem = dirProblem(stats)
   if (problem !== undefined) {
     await handle.close()
-    return { _tag: "Refused", problem, uid: stats.uid, mode: stats.mode & 0o777 }
+    return { _tag: "Refused", problem, stats }
   }
   const fd = handle.fd
   const viaFd = hasProcFd(fd)
@@ -100,68 +95,30 @@ const openDir = async (at: string, realPath: string, relative: string): Promise<
   return { _tag: "Opened", dir }
 }
 
-/** The data directory's own directories: each is checked by every command, whichever it uses. */
-export const STORE_DIRS = ["tokens", "keys"] as const
-
-/** The first of the data directory's own directories that is not private, if any (only existing ones count). */
-const unsafeStoreDir = async (root: string): Promise<DataDirRefused | undefined> => {
-  for (const name of STORE_DIRS) {
-    const dir = path.join(root, name)
-    const stats = await fsp.lstat(dir).catch(() => undefined)
-    if (stats === undefined) continue
-    const problem = stats.isSymbolicLink() ? "Link" : dirProblem(stats)
-    if (problem !== undefined) {
-      return new DataDirRefused({ dir, problem, uid: stats.uid, mode: stats.mode & 0o777 })
-    }
-  }
-  return undefined
-}
-
 /**
  * Opens one store's directory under the data directory (`tokens`, `keys`),
- * for as long as the scope lasts. The data directory is resolved to its real
- * path and created 0700 when missing; it and every directory of the store in
- * it (STORE_DIRS) must be directories owned by this user that group and
- * others cannot write, and not links, else `DataDirRefused` (exit 2).
+ * for as long as the scope lasts, once the data directory passed its checks
+ * (`checkDataDir`: created 0700 when missing, else `DataDirRefused`, exit 2).
  */
 export const openStoreDir = (
   dataDir: string,
   name: string
 ): Effect.Effect<StoreDir, StoreFailure | DataDirRefused, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async (): Promise<StoreDir | DataDirRefused> => {
-        await ensureDirAsync(dataDir)
-        const root = await fsp.realpath(dataDir)
-        const rootStats = await fsp.stat(root)
-        const rootProblem = dirProblem(rootStats)
-        if (rootProblem !== undefined) {
-          return new DataDirRefused({
-            dir: root,
-            problem: rootProblem,
-            uid: rootStats.uid,
-            mode: rootStats.mode & 0o777
-          })
-        }
-        const unsafe = await unsafeStoreDir(root)
-        if (unsafe !== undefined) return unsafe
-        const sub = path.join(root, name)
-        await fsp.mkdir(sub, { mode: DIR_MODE }).then(
-          () => fsp.chmod(sub, DIR_MODE),
-          (error: unknown) => {
-            if (errorCode(error) !== "EEXIST") throw error
-          }
-        )
-        const opened = await openDir(sub, sub, name)
-        if (opened._tag === "Opened") return opened.dir
-        if (opened._tag === "Absent")
-          throw Object.assign(new Error("store directory vanished"), { code: "ENOENT" })
-        return new DataDirRefused({ dir: sub, problem: opened.problem, uid: opened.uid, mode: opened.mode })
-      },
-      catch: (cause) => StoreFailure.io("open", cause)
-    }).pipe(
-      Effect.flatMap((dir) => (dir instanceof DataDirRefused ? Effect.fail(dir) : Effect.succeed(dir)))
-    ),
+    Effect.flatMap(checkDataDir(dataDir, { create: true }), (root) =>
+      Effect.tryPromise({
+        try: async (): Promise<StoreDir | DataDirRefused> => {
+          const sub = path.join(root, name)
+          await makeDir(sub)
+          const opened = await openDir(sub, sub, name)
+          if (opened._tag === "Opened") return opened.dir
+          if (opened._tag === "Absent")
+            throw Object.assign(new Error("store directory vanished"), { code: "ENOENT" })
+          return refusal(sub, opened.problem, opened.stats)
+        },
+        catch: (cause) => StoreFailure.io("open", cause)
+      })
+    ).pipe(Effect.flatMap((dir) => (dir instanceof DataDirRefused ? Effect.fail(dir) : Effect.succeed(dir)))),
     (dir) => Effect.promise(() => dir.close())
   )
 
@@ -190,14 +147,7 @@ export const openChild = (
   Effect.tryPromise({
     try: async () => {
       const at = parent.entry(name)
-      if (options.create) {
-        await fsp.mkdir(at, { mode: DIR_MODE }).then(
-          () => fsp.chmod(at, DIR_MODE),
-          (error: unknown) => {
-            if (errorCode(error) !== "EEXIST") throw error
-          }
-        )
-      }
+      if (options.create) await makeDir(at)
       return openDir(at, path.join(parent.path, name), `${parent.relative}/${name}`)
     },
     catch: (cause) => StoreFailure.io(options.operation, cause)
