@@ -38,7 +38,12 @@ export * as StderrLogger from "./layers/StderrLogger.js"
 export * as StoreDeadline from "./layers/StoreDeadline.js"
 export * as TokenRenewalLive from "./layers/TokenRenewalLive.js"
 export { encodeFrame, FrameDecoder } from "./protocol/frame.js"
-export { PROTOCOL_VERSION } from "./protocol/limits.js"
+export {
+  MAX_FRAME_BYTES,
+  MAX_FRAME_BYTES_V2,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS
+} from "./protocol/limits.js"
 export { FailureResponse, Response, SuccessResponse } from "./protocol/responses.js"
 export { mergeTokens, OAuthToken, sanitizeToken } from "./protocol/token.js"
 export { WireCode } from "./protocol/wire-codes.js"

@@ -112,6 +112,38 @@ describe("ProxyClient against the real server", () => {
     })
   )
 
+  it.scoped("speaks version 2, and cancels on the proxy what it stops waiting for (deadline or caller)", () =>
+    Effect.gen(function* () {
+      const gate = yield* Deferred.make<void>()
+      const server = yield* startServer({
+        stores: gatedStores(gate),
+        config: { storeCallTimeoutMs: 120_000 }
+      })
+      yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined))
+      const client = yield* ProxyClient.make({ socketPath: server.socketPath })
+      yield* client.request("list_api_keys")
+      expect(server.status().requests.list_api_keys).toEqual({ ok: 1 })
+
+      // Its deadline passes: the proxy is told, answers the request CANCELLED and stops its work.
+      const timedOut = yield* Effect.fork(client.request("get_token", { provider: "p" }))
+      yield* Effect.promise(() => until(() => server.status().requestsInFlight === 1))
+      yield* awaitTimer(30_000)
+      yield* TestClock.adjust("30 seconds")
+      expect((yield* Effect.flip(Fiber.join(timedOut)))._tag).toBe("RequestTimeout")
+      yield* Effect.promise(() => until(() => server.status().requestsInFlight === 0))
+      expect(server.status().requests.cancel).toEqual({ ok: 1 })
+
+      // Its caller gives up: the same.
+      const abandoned = yield* Effect.fork(client.request("get_token", { provider: "p" }))
+      yield* Effect.promise(() => until(() => server.status().requestsInFlight === 1))
+      yield* Fiber.interrupt(abandoned)
+      yield* Effect.promise(() => until(() => server.status().requestsInFlight === 0))
+      expect(server.status().requests.cancel).toEqual({ ok: 2 })
+      expect(server.status().requests.get_token).toEqual({ CANCELLED: 2 })
+      expect(yield* client.request("list_api_keys")).toEqual({ keys: [] })
+    })
+  )
+
   it.scoped("closes itself after 5 min idle and reconnects with a fresh handshake (TestClock)", () =>
     Effect.gen(function* () {
       const server = yield* startServer()

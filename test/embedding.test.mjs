@@ -163,6 +163,17 @@ describe("startCredentialProxy on a host program's own Promise stores (§15)", (
     expect((await sandbox.getToken("anthropic")).access_token).toBe("at-sandbox")
   })
 
+  it("a provider the host lists without buckets holds the default one, for listings under a policy", async () => {
+    const host = memoryTokenStore()
+    host.tokens.set(keyOf("anthropic", undefined), { ...hostToken })
+    host.tokens.set(keyOf("gemini", "work"), { ...hostToken })
+    // Like a store that names only the buckets it was given explicitly.
+    host.store.listBuckets = async (provider) => (provider === "gemini" ? ["work"] : [])
+    const { open } = await start({ tokenStore: host.store, allow: ["anthropic:default", "gemini:home"] })
+    const client = await open()
+    expect((await client.request("list_providers")).data).toEqual({ providers: ["anthropic"] })
+  })
+
   it("a host store that throws answers INTERNAL_ERROR without its message; the proxy carries on", async () => {
     const host = memoryTokenStore()
     host.store.getToken = async (provider) => {

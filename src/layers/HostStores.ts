@@ -136,9 +136,13 @@ export const makeTokenStore = (host: HostTokenStore): Effect.Effect<TokenStoreSh
         Effect.gen(function* () {
           const all = checkedNames(yield* call("list", () => host.listProviders()))
           const candidates = filter === undefined ? all : all.filter((provider) => filter.provider(provider))
+          if (filter === undefined) return candidates
+          // A provider the host lists without any bucket holds its token in the default one.
           const shown = yield* Effect.forEach(candidates, (provider) =>
             Effect.map(listBuckets(provider), (buckets) =>
-              buckets.some((bucket) => filter === undefined || filter.token(provider, bucket))
+              (buckets.length === 0 ? [DEFAULT_BUCKET] : buckets).some((bucket) =>
+                filter.token(provider, bucket)
+              )
             )
           )
           return candidates.filter((_, i) => shown[i])
