@@ -135,6 +135,11 @@ export class FrameBatch {
     this.total += byteLength - before
   }
 
+  /** Payloads added since the last `take`. */
+  get count(): number {
+    return this.payloads.length
+  }
+
   /** Bytes waiting to be taken, headers included. */
   get size(): number {
     return this.total

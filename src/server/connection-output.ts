@@ -14,8 +14,8 @@ const FLUSH_AT_BYTES = 64 * 1024
  */
 export class ConnectionOutput {
   private readonly batch = new FrameBatch()
-  /** The request id of each answer in the batch (`undefined` where it may not be taken back). */
-  private readonly batchIds: Array<string | undefined> = []
+  /** Answers in the batch that `retract` may replace: their index in it, then their request id. */
+  private retractable: Array<number | string> | undefined
   blocked = false
 
   constructor(private readonly socket: net.Socket) {}
@@ -27,8 +27,11 @@ export class ConnectionOutput {
 
   /** Adds an answer to the batch; with `id`, `retract(id)` may replace it until it is written. */
   add(reply: Reply, id?: string): void {
+    if (id !== undefined) {
+      this.retractable ??= []
+      this.retractable.push(this.batch.count, id)
+    }
     this.batch.add(reply.json, reply.bytes)
-    this.batchIds.push(id)
     // Large answers are written as they come, so a peer that stops reading is noticed within one read.
     if (this.batch.size >= FLUSH_AT_BYTES) this.flush()
   }
@@ -38,15 +41,19 @@ export class ConnectionOutput {
    * `reply` (a `cancel` that came before it went out, §20); whether there was one.
    */
   retract(id: string, reply: Reply): boolean {
-    const index = this.batchIds.lastIndexOf(id)
-    if (index < 0) return false
-    this.batch.replace(index, reply.json, reply.bytes)
-    this.batchIds[index] = undefined
-    return true
+    const pending = this.retractable
+    if (pending === undefined) return false
+    for (let i = pending.length - 1; i > 0; i -= 2) {
+      if (pending[i] !== id) continue
+      this.batch.replace(pending[i - 1] as number, reply.json, reply.bytes)
+      pending.splice(i - 1, 2)
+      return true
+    }
+    return false
   }
 
   flush(): void {
-    this.batchIds.length = 0
+    if (this.retractable !== undefined) this.retractable.length = 0
     const bytes = this.batch.take()
     if (bytes !== undefined && !this.socket.write(bytes)) this.blocked = true
   }

@@ -58,7 +58,7 @@ const FORBIDDEN_LOG_INTERVAL_MS = 1_000
 export class ConnectionRequests {
   private readonly running = new Map<Fiber.RuntimeFiber<string, ProxyError>, Running>()
   /** When a refusal of each op was last logged (Clock ms). */
-  private readonly forbiddenLogged = new Map<string, number>()
+  private forbiddenLogged: Map<string, number> | undefined
 
   constructor(
     private readonly ctx: ConnectionContext,
@@ -165,6 +165,8 @@ export class ConnectionRequests {
   /** Each refusal is audited (§19), at most once a second per op on this connection. */
   private logForbidden(op: string): void {
     const now = this.ctx.deadlines.now()
+    // Made on the first refusal: most connections never get one.
+    this.forbiddenLogged ??= new Map()
     const last = this.forbiddenLogged.get(op)
     if (last !== undefined && now - last < FORBIDDEN_LOG_INTERVAL_MS) return
     this.forbiddenLogged.set(op, now)

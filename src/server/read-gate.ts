@@ -51,13 +51,15 @@ const PAUSES = {
 } as const
 
 export class PauseLog {
-  private readonly logged = new Set<keyof typeof PAUSES>()
+  /** The pauses already logged, as bits (no allocation per connection). */
+  private logged = 0
 
   constructor(private readonly audit: AuditLogShape) {}
 
   once(pause: keyof typeof PAUSES, limit: number): void {
-    if (this.logged.has(pause)) return
-    this.logged.add(pause)
+    const bit = pause === "framesPerRead" ? 1 : 2
+    if ((this.logged & bit) !== 0) return
+    this.logged |= bit
     this.audit.event("Info", PAUSES[pause], { limit })
   }
 }

@@ -128,7 +128,8 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
   }
 
   const cached = (id: string): Option.Option<A | undefined> => {
-    const entry = entries.peek(id)
+    // Asked for, so used, whether or not it is still fresh.
+    const entry = entries.use(id)
     if (entry === undefined) return Option.none()
     const age = clock.unsafeCurrentTimeMillis() - entry.checkedAt
     // A negative age (wall clock stepped back) counts as stale, so a cache never outlives a clock change.
@@ -136,7 +137,6 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
     if (age >= STORE_REVALIDATE_MS && !(entry.revalidating && age < SERVE_WHILE_REVALIDATING_MS)) {
       return Option.none()
     }
-    entries.touch(id, entry)
     return entry.known
   }
 
@@ -167,7 +167,7 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
       case "Same":
         if (before !== undefined && entries.peek(id) === before) {
           before.checkedAt = startedAt
-          entries.touch(id, before)
+          entries.use(id)
         }
         return Effect.succeed(before?.value)
       case "Refused":
