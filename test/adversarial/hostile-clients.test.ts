@@ -59,40 +59,40 @@ const plantTokens = (providers: number, pad = 0) => {
   }
 }
 
-const percentile = (samples: ReadonlyArray<number>, p: number): number => {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-}
-
 describe("a client listing in a loop (§22)", () => {
-  it("does not hold up a good client: its get_token p99 stays under 50 ms while another connection lists 1,000 providers", async () => {
+  it("does not hold up a good client: its get_token is answered while 1,000 providers are being listed", async () => {
     plantTokens(1_000)
     const server = await startServe(serveArgs("--rate-limit", "0"))
     const lister = await open(server.socketPath)
-    const first = await lister.request("list_providers")
-    expect(first.data.providers).toHaveLength(1_000)
+    const good = await open(server.socketPath)
+    // The first listing reads 1,000 directories (nothing is cached yet). A listing that held up the
+    // server would answer the good client only after it; a listing that yields lets it through.
+    let firstListed = false
+    const first = lister.request("list_providers").then((reply) => {
+      firstListed = true
+      return reply
+    })
+    let answeredMeanwhile = 0
+    for (let i = 0; i < 1_000 && !firstListed; i++) {
+      expect((await good.request("get_token", { provider: `p${i}` })).ok).toBe(true)
+      if (!firstListed) answeredMeanwhile++
+    }
+    expect((await first).data.providers).toHaveLength(1_000)
+    expect(answeredMeanwhile).toBeGreaterThan(0)
+    // Then listings in a loop and the good client's requests both go on to their end.
     let listing = true
     let lists = 0
     const loop = (async () => {
       while (listing) {
-        const reply = await lister.request("list_providers")
-        expect(reply.data.providers).toHaveLength(1_000)
+        expect((await lister.request("list_providers")).data.providers).toHaveLength(1_000)
         lists++
       }
     })()
-    const good = await open(server.socketPath)
-    const latencies: Array<number> = []
-    for (let i = 0; i < 400; i++) {
-      const started = performance.now()
-      const reply = await good.request("get_token", { provider: `p${i % 1_000}` })
-      latencies.push(performance.now() - started)
-      expect(reply.ok).toBe(true)
-    }
+    for (let i = 0; i < 400; i++)
+      expect((await good.request("get_token", { provider: `p${i}` })).ok).toBe(true)
     listing = false
     await loop
     expect(lists).toBeGreaterThan(0)
-    // A generous bound (the good client's requests are tiny); it would be seconds if listing stalled them.
-    expect(percentile(latencies, 99)).toBeLessThan(50)
     expect(await server.stop()).toEqual({ code: 0, signal: null })
   })
 })
