@@ -83,9 +83,11 @@ const parseOptions = (argv) => {
         )
       }
       options.compare = path.resolve(dir)
+    } else if (arg === "--status-watch") {
+      options.statusWatch = true
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR]\n"
+        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR] [--status-watch]\n"
       )
       process.exit(0)
     } else if (numeric[arg]) {
@@ -304,9 +306,20 @@ const startServer = (kind, env) =>
         reject(new Error(`${kind} unexpected ready line: ${stdout.slice(0, newline)}`))
         return
       }
+      // --status-watch: this checkout's server runs with `credproxy status --watch` attached to its admin socket.
+      const watcher =
+        env.statusWatch && kind === "credproxy"
+          ? track(
+              spawn(process.execPath, [BIN, "status", "--watch", "--json", "--data-dir", env.dataDir], {
+                cwd: ROOT,
+                stdio: "ignore"
+              })
+            )
+          : undefined
       resolve({
         kind,
         child,
+        watcher,
         pid: line.pid ?? child.pid,
         socket: line.socket,
         readyMs,
@@ -323,6 +336,7 @@ const startServer = (kind, env) =>
   })
 
 const stopServer = async (server) => {
+  server.watcher?.kill("SIGTERM")
   if (!server.alive())
     return { code: server.child.exitCode, signal: server.child.signalCode, alreadyDead: true }
   const startedAt = performance.now()
@@ -740,7 +754,7 @@ const main = async () => {
   }
   for (const w of warnings) log(`bench: WARNING: ${w}`)
 
-  const env = prepare()
+  const env = { ...prepare(), statusWatch: options.statusWatch === true }
   const distBefore = fileHash(DIST_CLI)
   const meta = {
     startedAt: new Date(startedAt).toISOString(),

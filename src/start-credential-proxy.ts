@@ -25,6 +25,8 @@ export interface CredentialProxyOptions {
   readonly providers?: string
   /** Every connection restricted (§19): it may only read what it names. */
   readonly restrict?: boolean
+  /** Confirm on first use: each credential's first use by each sandbox waits for `credproxy approve`. */
+  readonly confirm?: boolean
   readonly logLevel?: LogLevelName
   /** The host program's own token store, served instead of the file store. */
   readonly tokenStore?: HostStores.HostTokenStore

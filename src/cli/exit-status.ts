@@ -5,6 +5,7 @@ import type { NotFound, StoreError } from "../errors/errors.js"
 import type { DataDirRefused, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
 import type { RefreshError } from "../services/RefreshCoordinator.js"
+import type { AdminCallFailed } from "./admin-client.js"
 import type { ExitWith } from "./exec-command.js"
 
 /** Exit statuses of PROTOCOL.md §13. */
@@ -25,6 +26,7 @@ export type CliError =
   | NotFound
   | StoreError
   | RefreshError
+  | AdminCallFailed
 
 /**
  * The one place where a command's outcome becomes a message on stderr and an

@@ -7,18 +7,30 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as StderrLogger from "../layers/StderrLogger.js"
+import { approveCommand } from "./approve-command.js"
 import { execCommand } from "./exec-command.js"
 import { EXIT_FAILURE, EXIT_OK, withExitStatus } from "./exit-status.js"
 import { keyCommand } from "./key-command.js"
 import { LOG_LEVEL_ALIAS } from "./options.js"
+import { policyCommand } from "./policy-command.js"
 import { providersCommand } from "./providers-command.js"
 import { serveCommand } from "./serve-command.js"
 import { forwardSignal, type StopSignal } from "./signals.js"
+import { statusCommand } from "./status-command.js"
 import { tokenCommand } from "./token-command.js"
 
 const root = Command.make("credproxy").pipe(
   Command.withDescription("host-side credential proxy for sandboxed AI coding agents"),
-  Command.withSubcommands([serveCommand, execCommand, tokenCommand, keyCommand, providersCommand])
+  Command.withSubcommands([
+    serveCommand,
+    execCommand,
+    statusCommand,
+    policyCommand,
+    approveCommand,
+    tokenCommand,
+    keyCommand,
+    providersCommand
+  ])
 )
 
 const cli = Command.run(root, { name: "credproxy", version: "0.1.0" })

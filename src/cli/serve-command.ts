@@ -51,6 +51,11 @@ export const serveOptions = {
   restrict: Options.boolean("restrict").pipe(
     Options.withDescription("restrict every connection: it may only read what it names (no writes, no lists)")
   ),
+  confirm: Options.boolean("confirm").pipe(
+    Options.withDescription(
+      "confirm on first use: each credential's first use by each sandbox waits for `credproxy approve` (60 s)"
+    )
+  ),
   logLevel: shared.logLevel,
   logFormat: shared.logFormat
 }
@@ -67,7 +72,8 @@ export const toServeOptions = (flags: ServeFlags, capabilityToken: string | unde
   maxConnections: flags.maxConnections,
   allowUids: flags.allowUid,
   providers: flags.providers,
-  restrict: flags.restrict
+  restrict: flags.restrict,
+  confirm: flags.confirm
 })
 
 /**

@@ -17,9 +17,12 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
     "FrameTooLarge",
     "InvalidField",
     "InvalidHandshake",
-    "TokenTooLarge"
+    "TokenTooLarge",
+    "InvalidPolicy"
   ),
-  issue: Schema.optional(FieldIssue)
+  issue: Schema.optional(FieldIssue),
+  /** `InvalidPolicy`: what is wrong with the pattern (admin socket only; it quotes the host user's own input). */
+  detail: Schema.optional(Schema.String)
 }) {}
 
 /** An operation the protocol names but this server does not offer. */
@@ -29,7 +32,8 @@ export class OperationUnavailable extends Schema.TaggedError<OperationUnavailabl
 
 /** The access policy, or the capability token, refused the request. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
-  reason: Schema.Literal("Policy", "CapabilityToken")
+  /** `NotConfirmed`: `serve --confirm` and the user refused, or did not answer in time, or too many wait. */
+  reason: Schema.Literal("Policy", "CapabilityToken", "NotConfirmed")
 }) {}
 
 /** The per-connection rate limit was exceeded; `retryAfter` is in seconds (> 0). */

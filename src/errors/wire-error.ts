@@ -1,7 +1,7 @@
 import { MAX_ID_LENGTH, MAX_STORED_TOKEN_BYTES, PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import { formatFieldIssue } from "../protocol/parse-issue.js"
 import { WireCode } from "../protocol/wire-codes.js"
-import type { InvalidRequest, ProxyError } from "./errors.js"
+import type { InvalidRequest, ProxyError, Unauthorized } from "./errors.js"
 
 /** What an error looks like on the wire: a code, a safe message, and `retryAfter` for rate limits. */
 export interface WireError {
@@ -26,7 +26,15 @@ const invalidRequestText = (error: InvalidRequest): string => {
       return `handshake ${error.issue === undefined ? "is invalid" : formatFieldIssue(error.issue)}`
     case "TokenTooLarge":
       return `token too large: at most ${MAX_STORED_TOKEN_BYTES} bytes as stored`
+    case "InvalidPolicy":
+      return error.detail ?? "invalid policy pattern"
   }
+}
+
+const UNAUTHORIZED_TEXTS: Record<Unauthorized["reason"], string> = {
+  Policy: "not allowed by the access policy",
+  CapabilityToken: "capability token missing or wrong",
+  NotConfirmed: "not confirmed on the host"
 }
 
 /**
@@ -46,8 +54,7 @@ export const toWireError = (error: ProxyError): WireError => {
     case "Unauthorized":
       return {
         code: WireCode.UNAUTHORIZED,
-        message:
-          error.reason === "Policy" ? "not allowed by the access policy" : "capability token missing or wrong"
+        message: UNAUTHORIZED_TEXTS[error.reason]
       }
     case "Forbidden":
       return {

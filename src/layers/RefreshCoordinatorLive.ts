@@ -191,7 +191,13 @@ export const make = (
 
     return RefreshCoordinator.of({
       refresh: (key) => run(key, isValidAt),
-      renew: (key, expiry) => run(key, (token) => token.expiry > expiry)
+      renew: (key, expiry) => run(key, (token) => token.expiry > expiry),
+      recentRefreshes: () => {
+        const now = monotonicMillis(clock)
+        return [...lastRefresh]
+          .map(([key, at]) => ({ key, msAgo: now - at, cooldownLeftMs: at + REFRESH_COOLDOWN_MS - now }))
+          .filter((recent) => recent.cooldownLeftMs > 0)
+      }
     })
   })
 

@@ -147,7 +147,8 @@ export const make = (
         scheduledFor.set(id, { expiry: token.expiry, owner })
         run(id, timer(key, token, owner))
       },
-      scheduled: FiberMap.size(timers)
+      scheduled: FiberMap.size(timers),
+      renewals: () => [...scheduledFor].map(([key, { expiry }]) => ({ key, expiry }))
     })
   })
 

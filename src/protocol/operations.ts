@@ -74,19 +74,6 @@ export type Operation = keyof typeof OperationPayloads
 export type PayloadOf<Op extends Operation> = (typeof OperationPayloads)[Op]["Type"]
 export type DataOf<Op extends Operation> = (typeof OperationData)[Op]["Type"]
 
-export const isOperation = (op: unknown): op is Operation =>
-  typeof op === "string" && Object.hasOwn(OperationPayloads, op)
-
-/**
- * The rest of a request frame once its `id` and `op` are known: the version it
- * claims and the operation's payload. Decoded once per request.
- */
-export const requestSchema = <Op extends Operation>(op: Op, version: number) =>
-  Schema.Struct({
-    v: Schema.Literal(version),
-    payload: OperationPayloads[op] as unknown as Schema.Schema<PayloadOf<Op>, unknown>
-  })
-
 /** A request whose envelope and payload passed their schemas. */
 export type DecodedRequest = {
   readonly [Op in Operation]: { readonly id: string; readonly op: Op; readonly payload: PayloadOf<Op> }

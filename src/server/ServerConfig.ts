@@ -32,6 +32,8 @@ export interface ServerConfigShape {
   readonly maxNewTokens: number
   /** Every connection is restricted (§19): it may only read what it names. */
   readonly restrict: boolean
+  /** Where the host-only admin socket goes (`{dataDir}/run`); none when unset. */
+  readonly adminSocketDir?: string
 }
 
 export class ServerConfig extends Context.Tag("credproxy/ServerConfig")<ServerConfig, ServerConfigShape>() {}

@@ -7,8 +7,36 @@ import type { RejectReason } from "./rejections.js"
  */
 export type PauseReason = "peerNotReading" | "answersHeld" | "inFlightLimit"
 
+/** Who is at the other end of a connection, as the kernel said at accept (PROTOCOL.md §9). */
+export interface PeerInfo {
+  readonly uid?: number
+  readonly pid?: number
+}
+
+/**
+ * What `credproxy status` shows of one connection: its peer, when it came,
+ * the version it settled on and its requests by op (counted as they are
+ * answered; the object is made on the first one).
+ */
+export class ConnectionInfo {
+  version: number | undefined
+  requests: Record<string, number> | undefined
+
+  constructor(
+    readonly peer: PeerInfo,
+    /** Wall clock, milliseconds since the epoch. */
+    readonly connectedAt: number
+  ) {}
+
+  count(op: string): void {
+    this.requests ??= {}
+    this.requests[op] = (this.requests[op] ?? 0) + 1
+  }
+}
+
 /** What the status needs to know of each open connection. */
 export interface ConnectionView {
+  readonly info: ConnectionInfo
   readonly requestsInFlight: number
   readonly pausedBy: PauseReason | undefined
   readonly heldAnswerBytes: number

@@ -2,22 +2,25 @@ import type * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type { DecodedRequest } from "../protocol/operations.js"
 import type { AuditLogShape } from "../services/AuditLog.js"
+import type { Asker } from "../services/Confirmations.js"
 import type { Connection } from "./connection.js"
+import type { Session } from "./connection-requests.js"
 import type { DeadlineWatch } from "./deadline-watch.js"
 import type { Handled } from "./handled.js"
 import type { HandshakeRead } from "./read-handshake.js"
-import type { RequestReader } from "./read-request.js"
 import type { RequestLog } from "./request-log.js"
 import type { ServerConfigShape } from "./ServerConfig.js"
-import type { ServerStatus } from "./ServerStatus.js"
+import type { ConnectionInfo, ServerStatus } from "./ServerStatus.js"
+
+export type HandshakeAccepted = Extract<HandshakeRead, { readonly _tag: "Accepted" }>
 
 /** What every connection of one server shares. */
 export interface ConnectionContext {
   readonly readHandshake: (bytes: Buffer) => HandshakeRead
-  /** The request reader of each protocol version. */
-  readonly readerFor: (version: number) => RequestReader
-  /** Access policy, then the operation's handler (PROTOCOL.md §14, after the reader's checks). */
-  readonly handle: (request: Exclude<DecodedRequest, { readonly op: "cancel" }>) => Handled
+  /** A connection's session once its handshake was accepted: version, request reader, identity. */
+  readonly openSession: (accepted: HandshakeAccepted, info: ConnectionInfo) => Session
+  /** Access policy, confirmation, then the operation's handler (PROTOCOL.md §14, after the reader's checks). */
+  readonly handle: (request: Exclude<DecodedRequest, { readonly op: "cancel" }>, asker: Asker) => Handled
   /** The server is stopping: every request is answered at once (§21). */
   readonly stopping: () => boolean
   readonly requests: RequestLog

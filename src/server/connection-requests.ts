@@ -4,11 +4,13 @@ import type * as Fiber from "effect/Fiber"
 import { Cancelled, HandlerDefect, type ProxyError, Stopping } from "../errors/errors.js"
 import type { DecodedRequest } from "../protocol/operations.js"
 import { WireCode } from "../protocol/wire-codes.js"
+import type { Asker } from "../services/Confirmations.js"
 import type { ConnectionRateLimit } from "../services/RateLimiter.js"
 import type { ConnectionContext } from "./connection-context.js"
 import type { Handled } from "./handled.js"
 import type { RequestReader } from "./read-request.js"
 import { failureOf, type Reply, replyTo } from "./replies.js"
+import type { ConnectionInfo } from "./ServerStatus.js"
 
 /** What the connection does with this side's output. */
 export interface RequestOutput {
@@ -22,10 +24,11 @@ export interface RequestOutput {
   readonly contained: (handle: () => void) => void
 }
 
-/** The protocol version a connection settled on, and the reader of its requests. */
+/** The protocol version a connection settled on, the reader of its requests, and who it is. */
 export interface Session {
   readonly version: number
   readonly read: RequestReader
+  readonly asker: Asker
 }
 
 /** A request running as a fiber: what its answer needs, and whether `cancel` already answered it. */
@@ -63,7 +66,8 @@ export class ConnectionRequests {
   constructor(
     private readonly ctx: ConnectionContext,
     private readonly rateLimit: ConnectionRateLimit,
-    private readonly output: RequestOutput
+    private readonly output: RequestOutput,
+    private readonly info: ConnectionInfo
   ) {}
 
   get inFlight(): number {
@@ -97,7 +101,7 @@ export class ConnectionRequests {
     }
     let handled: Handled
     try {
-      handled = this.ctx.handle(request)
+      handled = this.ctx.handle(request, session.asker)
     } catch (defect) {
       const error = new HandlerDefect({ name: defect instanceof Error ? defect.name : typeof defect })
       this.answer(session.version, request.id, request.op, request, Either.left(error), started)
@@ -159,6 +163,7 @@ export class ConnectionRequests {
     this.output.send(reply, retractable ? id : undefined)
     const error = Either.isLeft(result) ? result.left : undefined
     this.ctx.requests.record(op, request, reply.outcome, started, error)
+    this.info.count(op)
     if (reply.outcome === WireCode.FORBIDDEN) this.logForbidden(op)
   }
 

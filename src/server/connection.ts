@@ -11,7 +11,7 @@ import type { Expirable } from "./deadline-watch.js"
 import { PauseLog, ReadGate } from "./read-gate.js"
 import { REJECTION_LOG, type RejectReason } from "./rejections.js"
 import { handshakeAccepted, handshakeRefused, type Reply, replyTo } from "./replies.js"
-import type { ConnectionView, PauseReason } from "./ServerStatus.js"
+import type { ConnectionInfo, ConnectionView, PauseReason } from "./ServerStatus.js"
 
 /**
  * Where a connection is in its life: waiting for the handshake (until its
@@ -45,17 +45,23 @@ export class Connection implements Expirable, ConnectionView {
   constructor(
     private readonly socket: net.Socket,
     private readonly ctx: ConnectionContext,
-    rateLimit: ConnectionRateLimit
+    rateLimit: ConnectionRateLimit,
+    readonly info: ConnectionInfo
   ) {
     this.phase = { _tag: "Handshaking", deadline: ctx.deadlines.now() + ctx.config.handshakeTimeoutMs }
     this.input = new ConnectionInput(ctx.config.maxBufferedBytes)
     this.out = new ConnectionOutput(socket)
-    this.requests = new ConnectionRequests(ctx, rateLimit, {
-      send: (reply, id) => this.send(reply, id),
-      retract: (id, reply) => !this.closing && this.out.retract(id, reply),
-      settled: () => this.pump(),
-      contained: (handle) => this.contained(handle)
-    })
+    this.requests = new ConnectionRequests(
+      ctx,
+      rateLimit,
+      {
+        send: (reply, id) => this.send(reply, id),
+        retract: (id, reply) => !this.closing && this.out.retract(id, reply),
+        settled: () => this.pump(),
+        contained: (handle) => this.contained(handle)
+      },
+      info
+    )
     this.gate = new ReadGate(this.out, this.requests, ctx.config)
     this.pauses = new PauseLog(ctx.audit)
     ctx.deadlines.watch(this)
@@ -235,10 +241,7 @@ export class Connection implements Expirable, ConnectionView {
         return
       }
       case "Accepted":
-        this.phase = {
-          _tag: "Open",
-          session: { version: read.version, read: this.ctx.readerFor(read.version) }
-        }
+        this.phase = { _tag: "Open", session: this.ctx.openSession(read, this.info) }
         this.input.setMaxPayload(maxFrameBytes(read.version))
         this.ctx.onHandshaken(this)
         this.send(handshakeAccepted(read.version))

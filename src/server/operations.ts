@@ -5,11 +5,12 @@ import { DEFAULT_BUCKET } from "../protocol/names.js"
 import type { DecodedRequest, Operation, PayloadOf } from "../protocol/operations.js"
 import type { OAuthToken } from "../protocol/token.js"
 import type { AccessPolicyShape } from "../services/AccessPolicy.js"
+import type { Asker, ConfirmationsShape } from "../services/Confirmations.js"
 import type { KeyStorageShape } from "../services/KeyStorage.js"
 import type { RefreshCoordinatorShape } from "../services/RefreshCoordinator.js"
 import type { TokenRenewalShape } from "../services/TokenRenewal.js"
 import type { TokenKey, TokenStoreShape } from "../services/TokenStore.js"
-import { fromStore, type Handled, refuse } from "./handled.js"
+import { fromStore, type Handled, refuse, run, toEffect } from "./handled.js"
 import { openSpecs } from "./open-operations.js"
 import { restrictedSpecs } from "./restricted-operations.js"
 
@@ -22,6 +23,8 @@ export interface OperationDeps {
   readonly refresh: RefreshCoordinatorShape
   /** Proactive renewal, told about every token `get_token` answers. */
   readonly renewal: TokenRenewalShape
+  /** Confirm on first use (`serve --confirm`); off, it is never asked. */
+  readonly confirm: ConfirmationsShape
   /** Tokens `save_token` may create in this run (§22). */
   readonly maxNewTokens: number
   /** The wall clock in milliseconds (the Effect `Clock`'s). */
@@ -72,21 +75,58 @@ export const withToken = (
   )
 
 /**
+ * The credential a request uses, as the user is asked to confirm it: the
+ * token or key it names, when the policy allows it (a refused one is refused
+ * without asking). Listings, statistics and existence checks use none.
+ */
+const credentialOf = (
+  request: DecodedRequest & { readonly op: HandledOperation },
+  policy: AccessPolicyShape
+): string | undefined => {
+  switch (request.op) {
+    case "get_token":
+    case "save_token":
+    case "remove_token":
+    case "refresh_token": {
+      const key = tokenKey(request.payload)
+      return policy.allowsToken(key.provider, key.bucket) ? `token ${key.provider}:${key.bucket}` : undefined
+    }
+    case "get_api_key":
+      return policy.allowsKey(request.payload.name) ? `key ${request.payload.name}` : undefined
+    default:
+      return undefined
+  }
+}
+
+/**
  * One handler per operation (PROTOCOL.md §6), chosen by one lookup in one
  * table: the open table, or with `restrict` the table of restricted
  * connections (§19), the one place that decides what such a connection may
- * do. The access policy comes first, then the handler; a refused request
- * touches no store. Handlers answer from what the stores already hold where
- * they can (`fromStore`) and otherwise describe the work; they never run it.
+ * do. The access policy comes first, then, with `--confirm`, the user's
+ * confirmation of a credential this identity has not been allowed to use for
+ * the session, then the handler; a refused request touches no store.
+ * Handlers answer from what the stores already hold where they can
+ * (`fromStore`) and otherwise describe the work; they never run it.
  */
 export const makeOperations = (
   deps: OperationDeps,
   options: { readonly restrict: boolean }
-): ((request: DecodedRequest & { readonly op: HandledOperation }) => Handled) => {
+): ((request: DecodedRequest & { readonly op: HandledOperation }, asker: Asker) => Handled) => {
   const { specs, denied } = options.restrict ? restrictedSpecs(deps) : openSpecs(deps)
-  return (request) => {
+  const { confirm, policy } = deps
+  return (request, asker) => {
     // The request's op picks its spec; TypeScript cannot relate the two through the table, hence the cast.
     const spec = specs[request.op] as OperationSpec<unknown>
-    return spec.authorize(request.payload) ? spec.run(request.payload) : denied
+    if (!spec.authorize(request.payload)) return denied
+    if (!confirm.enabled) return spec.run(request.payload)
+    const credential = credentialOf(request, policy)
+    if (credential === undefined || confirm.approved(asker.identity, credential))
+      return spec.run(request.payload)
+    return run(
+      Effect.zipRight(
+        confirm.ask(asker, credential, request.op),
+        Effect.suspend(() => toEffect(spec.run(request.payload)))
+      )
+    )
   }
 }

@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { InvalidRequest, type ProxyError, Stopping, Unauthorized, UnknownVersion } from "../errors/errors.js"
@@ -13,7 +14,8 @@ export type HandshakeRead =
   | { readonly _tag: "Dropped" }
   /** Answered with `error`, then closed; `reject` is counted. */
   | { readonly _tag: "Refused"; readonly reject: RejectReason; readonly error: ProxyError }
-  | { readonly _tag: "Accepted"; readonly version: number }
+  /** `presented`: a digest of the capability token presented (`none` without one), for the connection's identity. */
+  | { readonly _tag: "Accepted"; readonly version: number; readonly presented: string }
 
 const DROPPED: HandshakeRead = { _tag: "Dropped" }
 /** Every handshake once the server has begun to stop (§21). */
@@ -25,6 +27,12 @@ const WRONG_CAPABILITY: HandshakeRead = {
 }
 
 const decodeHandshake = Schema.decodeUnknownEither(HandshakeFrame)
+
+/** Tells capability tokens apart without keeping one: the first 16 hex digits of its SHA-256. */
+const presentedDigest = (token: unknown): string =>
+  typeof token === "string"
+    ? crypto.createHash("sha256").update(token, "utf8").digest("hex").slice(0, 16)
+    : "none"
 
 /**
  * Reads a handshake in the order of §14: a JSON object, the frame's shape,
@@ -53,5 +61,5 @@ export const readHandshake = (
     }
   }
   if (!capability.admits(capabilityToken)) return WRONG_CAPABILITY
-  return { _tag: "Accepted", version }
+  return { _tag: "Accepted", version, presented: presentedDigest(capabilityToken) }
 }

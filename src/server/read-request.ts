@@ -4,12 +4,10 @@ import * as Schema from "effect/Schema"
 import { InvalidRequest, RateLimited } from "../errors/errors.js"
 import {
   type DecodedRequest,
-  isOperation,
   isRequestId,
   OPERATION_SINCE,
   type Operation,
-  OperationPayloads,
-  requestSchema
+  OperationPayloads
 } from "../protocol/operations.js"
 import { fieldIssueOf } from "../protocol/parse-issue.js"
 
@@ -29,14 +27,14 @@ export const parseJsonObject = (bytes: Buffer): JsonObject | undefined => {
 }
 
 /** One request frame after the checks that come before any handler. */
-export type RequestRead =
+export type RequestRead<R = DecodedRequest> =
   | {
       readonly _tag: "Refused"
       readonly id: string | undefined
       readonly op: string
       readonly error: InvalidRequest | RateLimited
     }
-  | { readonly _tag: "Request"; readonly request: DecodedRequest }
+  | { readonly _tag: "Request"; readonly request: R }
 
 const NOT_AN_OBJECT = new InvalidRequest({ reason: "NotAnObject" })
 const UNUSABLE_ID = new InvalidRequest({ reason: "UnusableId" })
@@ -46,29 +44,32 @@ const EMPTY_PAYLOAD = {}
 type Decoder = (input: unknown) => Either.Either<{ readonly payload: unknown }, ParseResult.ParseError>
 
 /** Reads request frames of one negotiated protocol version. */
-export type RequestReader = (bytes: Buffer, rateLimit: () => number) => RequestRead
+export type RequestReader<R = DecodedRequest> = (bytes: Buffer, rateLimit: () => number) => RequestRead<R>
 
 /**
  * The request checks of PROTOCOL.md §14, in its order and in one place: the
  * rate limit (every frame counts; the refusal carries the id when it is
  * usable), a JSON object, a usable `id` (else the answer has none), a known
  * `op`, then `v` and the operation's payload with its schema (decoded once;
- * an omitted payload is `{}`). The access policy and the handler come after,
- * in `operations.ts`.
+ * an omitted payload is `{}`). The access policy and the handler come after.
+ * `payloads` are the operations this reader knows (the sandbox socket's, or
+ * the admin socket's): any other `op` is unknown.
  */
-export const makeRequestReader = (version: number): RequestReader => {
-  const decoders: Partial<Record<Operation, Decoder>> = {}
-  for (const op of Object.keys(OperationPayloads) as Array<Operation>) {
-    // An operation newer than this version (`cancel` on version 1) is unknown on it.
-    if ((OPERATION_SINCE[op] ?? 1) <= version)
-      decoders[op] = Schema.decodeUnknownEither(requestSchema(op, version))
+export const makeFrameReader = <R>(
+  version: number,
+  payloads: Readonly<Record<string, Schema.Schema.AnyNoContext>>
+): RequestReader<R> => {
+  const decoders = new Map<string, Decoder>()
+  for (const [op, payload] of Object.entries(payloads)) {
+    decoders.set(op, Schema.decodeUnknownEither(Schema.Struct({ v: Schema.Literal(version), payload })))
   }
 
   return (bytes, rateLimit) => {
     const message = parseJsonObject(bytes)
     const id = message !== undefined && isRequestId(message.id) ? message.id : undefined
-    const decode = message !== undefined && isOperation(message.op) ? decoders[message.op] : undefined
-    const op = decode === undefined ? undefined : (message?.op as Operation)
+    const decode =
+      message !== undefined && typeof message.op === "string" ? decoders.get(message.op) : undefined
+    const op = decode === undefined ? undefined : (message?.op as string)
     const retryAfter = rateLimit()
     if (retryAfter > 0)
       return { _tag: "Refused", id, op: op ?? "unknown", error: new RateLimited({ retryAfter }) }
@@ -85,6 +86,17 @@ export const makeRequestReader = (version: number): RequestReader => {
         error: new InvalidRequest({ reason: "InvalidField", issue: fieldIssueOf(decoded.left) })
       }
     }
-    return { _tag: "Request", request: { id, op, payload: decoded.right.payload } as DecodedRequest }
+    return { _tag: "Request", request: { id, op, payload: decoded.right.payload } as R }
   }
 }
+
+/** The sandbox socket's reader for `version`: an operation newer than it (`cancel` on version 1) is unknown. */
+export const makeRequestReader = (version: number): RequestReader =>
+  makeFrameReader<DecodedRequest>(
+    version,
+    Object.fromEntries(
+      (Object.keys(OperationPayloads) as Array<Operation>)
+        .filter((op) => (OPERATION_SINCE[op] ?? 1) <= version)
+        .map((op) => [op, OperationPayloads[op]])
+    )
+  )

@@ -9,13 +9,16 @@ import type { ServerStartError } from "../errors/startup.js"
 import { PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import { AccessPolicy } from "../services/AccessPolicy.js"
 import { AuditLog } from "../services/AuditLog.js"
+import { AuditTail } from "../services/AuditTail.js"
 import { CapabilityGate } from "../services/CapabilityGate.js"
+import { type Asker, Confirmations } from "../services/Confirmations.js"
 import { KeyStorage } from "../services/KeyStorage.js"
 import { PeerVerifier } from "../services/PeerVerifier.js"
 import { RateLimiter } from "../services/RateLimiter.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
 import { TokenRenewal } from "../services/TokenRenewal.js"
 import { TokenStore } from "../services/TokenStore.js"
+import { startAdminServer } from "./admin/admin-server.js"
 import { Connection } from "./connection.js"
 import type { ConnectionContext } from "./connection-context.js"
 import { startDeadlineWatch } from "./deadline-watch.js"
@@ -27,13 +30,15 @@ import { makeRequestReader, type RequestReader } from "./read-request.js"
 import { REJECTION_LOG } from "./rejections.js"
 import { makeRequestLog } from "./request-log.js"
 import { ServerConfig } from "./ServerConfig.js"
-import { ServerStatus, type StatusSnapshot } from "./ServerStatus.js"
+import { ConnectionInfo, type PeerInfo, ServerStatus, type StatusSnapshot } from "./ServerStatus.js"
 import { chooseSocketPath, defaultSocketDir, prepareSocketDir, removeStaleSockets } from "./socket-path.js"
 import { throttledEvent } from "./throttled-event.js"
 
 /** A running server: where it listens, and its counters. It runs until the scope it was started in closes. */
 export interface RunningServer {
   readonly socketPath: string
+  /** The host-only admin socket (`credproxy status`, `policy`, `approve`); none when its path is too long. */
+  readonly adminSocketPath: string | undefined
   readonly status: () => StatusSnapshot
 }
 
@@ -48,6 +53,15 @@ export type ServerServices =
   | ServerConfig
   | RefreshCoordinator
   | TokenRenewal
+  | Confirmations
+  | AuditTail
+
+/** A connection's identity (§17, confirmations): its peer uid and the capability token it presented, as a digest. */
+const askerOf = (peer: PeerInfo, presented: string): Asker => ({
+  identity: `uid:${peer.uid ?? "unknown"}|token:${presented}`,
+  ...(peer.uid === undefined ? {} : { peerUid: peer.uid }),
+  ...(peer.pid === undefined ? {} : { peerPid: peer.pid })
+})
 
 /**
  * The credential proxy server as a scoped program. Acquisition order sets the
@@ -64,18 +78,18 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     const capability = yield* CapabilityGate
     const status = new ServerStatus()
     const clock = yield* Effect.clock
-    const handle = makeOperations(
-      {
-        tokens: yield* TokenStore,
-        keys: yield* KeyStorage,
-        policy: yield* AccessPolicy,
-        refresh: yield* RefreshCoordinator,
-        renewal: yield* TokenRenewal,
-        maxNewTokens: config.maxNewTokens,
-        nowMs: () => clock.unsafeCurrentTimeMillis()
-      },
-      { restrict: config.restrict }
-    )
+    const deps = {
+      tokens: yield* TokenStore,
+      keys: yield* KeyStorage,
+      policy: yield* AccessPolicy,
+      refresh: yield* RefreshCoordinator,
+      renewal: yield* TokenRenewal,
+      confirm: yield* Confirmations,
+      maxNewTokens: config.maxNewTokens,
+      nowMs: () => clock.unsafeCurrentTimeMillis()
+    }
+    const handle = makeOperations(deps, { restrict: config.restrict })
+    const startedAt = deps.nowMs()
 
     // The path length is checked before the directory is created, so a refused path leaves nothing behind.
     const socketPath = yield* chooseSocketPath(path.resolve(config.socketDir ?? defaultSocketDir()))
@@ -121,13 +135,14 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     const readers = new Map<number, RequestReader>()
     const context: ConnectionContext = {
       readHandshake: (bytes) => (stopping ? STOPPING : readHandshake(bytes, PROTOCOL_VERSIONS, capability)),
-      readerFor: (version) => {
-        let reader = readers.get(version)
+      openSession: (accepted, info) => {
+        let reader = readers.get(accepted.version)
         if (reader === undefined) {
-          reader = makeRequestReader(version)
-          readers.set(version, reader)
+          reader = makeRequestReader(accepted.version)
+          readers.set(accepted.version, reader)
         }
-        return reader
+        info.version = accepted.version
+        return { version: accepted.version, read: reader, asker: askerOf(info.peer, accepted.presented) }
       },
       handle,
       stopping: () => stopping,
@@ -187,7 +202,8 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
         return
       }
       if (peer.pid !== undefined) audit.event("Debug", "connection accepted", { peerPid: peer.pid })
-      const connection = new Connection(socket, context, limiter.forConnection())
+      const info = new ConnectionInfo(peer, clock.unsafeCurrentTimeMillis())
+      const connection = new Connection(socket, context, limiter.forConnection(), info)
       connections.add(connection)
       unauthenticated.add(connection, peer.pid)
     }
@@ -206,10 +222,34 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     }
 
     yield* listen(socketPath, acceptContained)
-    audit.event("Info", "listening", { socket: socketPath, capabilityToken: capability.required })
-    return {
-      socketPath,
-      status: () => status.snapshot(connections, deadlines.size)
-    }
+    const snapshot = () => status.snapshot(connections, deadlines.size)
+    const adminSocketPath =
+      config.adminSocketDir === undefined
+        ? undefined
+        : yield* startAdminServer({
+            dir: config.adminSocketDir,
+            peers,
+            audit,
+            deadlines,
+            deps: {
+              ...deps,
+              tail: yield* AuditTail,
+              audit,
+              view: {
+                socketPath,
+                startedAt,
+                restrict: config.restrict,
+                capabilityToken: capability.required,
+                status: snapshot,
+                connections: () => connections
+              }
+            }
+          })
+    audit.event("Info", "listening", {
+      socket: socketPath,
+      capabilityToken: capability.required,
+      ...(adminSocketPath === undefined ? {} : { admin: adminSocketPath })
+    })
+    return { socketPath, adminSocketPath, status: snapshot }
   }
 )

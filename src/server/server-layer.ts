@@ -1,3 +1,4 @@
+import * as path from "node:path"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -5,7 +6,10 @@ import type { StoreFailure } from "../errors/errors.js"
 import type { DataDirRefused } from "../errors/startup.js"
 import { UsageError } from "../errors/usage.js"
 import * as AccessPolicyLive from "../layers/AccessPolicyLive.js"
+import * as AuditTailLive from "../layers/AuditTailLive.js"
 import * as CapabilityGateLive from "../layers/CapabilityGateLive.js"
+import * as ConfirmationsLive from "../layers/ConfirmationsLive.js"
+import * as DesktopNotifier from "../layers/DesktopNotifier.js"
 import * as EffectAuditLog from "../layers/EffectAuditLog.js"
 import * as FileKeyStorage from "../layers/FileKeyStorage.js"
 import * as FileTokenStore from "../layers/FileTokenStore.js"
@@ -19,6 +23,7 @@ import * as TokenRenewalLive from "../layers/TokenRenewalLive.js"
 import * as AccessPolicy from "../services/AccessPolicy.js"
 import type { AuditLog } from "../services/AuditLog.js"
 import type { KeyStorage } from "../services/KeyStorage.js"
+import type { Notifier } from "../services/Notifier.js"
 import type { OAuthProviders } from "../services/OAuthProviders.js"
 import type { PeerVerifier } from "../services/PeerVerifier.js"
 import type { TokenRefresher } from "../services/TokenRefresher.js"
@@ -45,6 +50,8 @@ export interface ServeOptions {
   readonly providers?: string | undefined
   /** Every connection restricted (§19): it may only read what it names. */
   readonly restrict?: boolean | undefined
+  /** Confirm on first use: each credential's first use by each sandbox identity waits for the user. */
+  readonly confirm?: boolean | undefined
 }
 
 /**
@@ -68,6 +75,8 @@ export interface ServerParts {
   readonly config?: Partial<ServerConfig.ServerConfigShape> | undefined
   /** The jitter of proactive renewal; default uniform 0-30 s. */
   readonly renewalJitter?: Effect.Effect<number> | undefined
+  /** How the user is told a use waits for confirmation; default desktop notifications where available. */
+  readonly notifier?: Layer.Layer<Notifier> | undefined
 }
 
 const collect = <A>(
@@ -110,6 +119,7 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
       ...ServerConfig.defaults,
       maxConnections,
       restrict: options.restrict ?? false,
+      adminSocketDir: path.join(options.dataDir, "run"),
       ...(options.socketDir === undefined ? {} : { socketDir: options.socketDir }),
       ...parts.config
     }
@@ -135,8 +145,11 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
       AccessPolicyLive.layer(tokenPatterns, keyPatterns),
       RateLimiterLive.layer(rateLimit),
       Layer.succeed(ServerConfig.ServerConfig, config),
-      parts.peers ?? PeerVerifierNative.layer({ allowUids })
-    ).pipe(Layer.provideMerge(parts.audit ?? EffectAuditLog.layer))
+      parts.peers ?? PeerVerifierNative.layer({ allowUids }),
+      ConfirmationsLive.layer(options.confirm ?? false).pipe(
+        Layer.provide(parts.notifier ?? DesktopNotifier.layer)
+      )
+    ).pipe(Layer.provideMerge(AuditTailLive.layer), Layer.provideMerge(parts.audit ?? EffectAuditLog.layer))
     return layer
   })
 

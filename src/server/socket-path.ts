@@ -19,12 +19,15 @@ export const defaultSocketDir = (): string =>
  * §2): created 0700 when missing; an existing one must be a real directory
  * (not a symlink), owned by this uid and closed to group and other.
  */
-export const prepareSocketDir = (dir: string): Effect.Effect<string, ServerStartError> =>
+export const prepareSocketDir = (
+  dir: string,
+  what = "socket directory"
+): Effect.Effect<string, ServerStartError> =>
   Effect.try({
-    try: () => checkSocketDir(path.resolve(dir)),
+    try: () => checkSocketDir(path.resolve(dir), what),
     catch: (cause) =>
       new ServerStartError({
-        reason: `cannot prepare socket directory ${dir}: ${(cause as Error).message}`,
+        reason: `cannot prepare ${what} ${dir}: ${(cause as Error).message}`,
         cause
       })
   }).pipe(
@@ -36,20 +39,21 @@ export const prepareSocketDir = (dir: string): Effect.Effect<string, ServerStart
     )
   )
 
-const checkSocketDir = (absolute: string): Either.Either<string, string> => {
+const checkSocketDir = (absolute: string, what: string): Either.Either<string, string> => {
   if (!fs.existsSync(absolute)) fs.mkdirSync(absolute, { recursive: true, mode: 0o700 })
   const stat = fs.lstatSync(absolute)
   if (stat.isSymbolicLink())
-    return Either.left(`socket directory ${absolute} is a symbolic link; give the real directory instead`)
-  if (!stat.isDirectory()) return Either.left(`socket directory ${absolute} exists but is not a directory`)
+    return Either.left(`${what} ${absolute} is a symbolic link; give the real directory instead`)
+  if (!stat.isDirectory()) return Either.left(`${what} ${absolute} exists but is not a directory`)
   const uid = currentUid()
+  const choose = what === "socket directory" ? "remove it or choose another with --socket-dir" : "remove it"
   if (uid >= 0 && stat.uid !== uid)
     return Either.left(
-      `socket directory ${absolute} is owned by uid ${stat.uid}, not by this user (uid ${uid}); remove it or choose another with --socket-dir`
+      `${what} ${absolute} is owned by uid ${stat.uid}, not by this user (uid ${uid}); ${choose}`
     )
   if ((stat.mode & 0o077) !== 0)
     return Either.left(
-      `socket directory ${absolute} has mode ${(stat.mode & 0o777).toString(8)}; it must not be accessible to group or other (chmod 700 it)`
+      `${what} ${absolute} has mode ${(stat.mode & 0o777).toString(8)}; it must not be accessible to group or other (chmod 700 it)`
     )
   return Either.right(absolute)
 }
@@ -70,7 +74,8 @@ export const chooseSocketPath = (dir: string): Effect.Effect<string, ServerStart
 /** The sockets a server makes in the socket directory: this protocol's, and the egress listener's. */
 const SERVER_SOCKET = /^llxprt-(?:cred|egress)-(\d+)-[0-9a-f]{8}\.sock$/
 
-const isRunning = (pid: number): boolean => {
+/** Whether a process with this pid runs (as any user). */
+export const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
     return true
@@ -82,16 +87,17 @@ const isRunning = (pid: number): boolean => {
 
 /**
  * Removes the sockets that servers killed without a chance to clean up
- * (SIGKILL, a crash) left in `dir` (PROTOCOL.md §22): ours by name and owner,
+ * (SIGKILL, a crash) left in `dir` (PROTOCOL.md §22): ours by name (`names`,
+ * whose first group is the pid) and owner,
  * sockets only, and only when the pid in the name is not a running process.
  * Best effort; answers how many were removed.
  */
-export const removeStaleSockets = (dir: string): Effect.Effect<number> =>
+export const removeStaleSockets = (dir: string, names: RegExp = SERVER_SOCKET): Effect.Effect<number> =>
   Effect.try(() => {
     const uid = currentUid()
     let removed = 0
     for (const name of fs.readdirSync(dir)) {
-      const match = SERVER_SOCKET.exec(name)
+      const match = names.exec(name)
       if (match === null) continue
       const pid = Number(match[1])
       if (pid === process.pid || isRunning(pid)) continue

@@ -50,6 +50,17 @@ export interface RefreshCoordinatorShape {
    * unless the stored token already expires later (someone renewed it meanwhile).
    */
   readonly renew: (key: TokenKey, expiry: number) => Effect.Effect<OAuthToken, RefreshError>
+  /** The keys refreshed upstream lately (within the cooldown), for `credproxy status`. */
+  readonly recentRefreshes: () => ReadonlyArray<RecentRefresh>
+}
+
+/** A provider:bucket refreshed upstream within the last REFRESH_COOLDOWN_MS. */
+export interface RecentRefresh {
+  /** `provider:bucket`. */
+  readonly key: string
+  readonly msAgo: number
+  /** How long the cooldown still holds another upstream refresh of it back. */
+  readonly cooldownLeftMs: number
 }
 
 export class RefreshCoordinator extends Context.Tag("credproxy/RefreshCoordinator")<

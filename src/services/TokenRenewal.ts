@@ -45,6 +45,8 @@ export interface TokenRenewalShape {
   readonly watch: (key: TokenKey, token: OAuthToken) => void
   /** How many keys have a timer fiber now. */
   readonly scheduled: Effect.Effect<number>
+  /** The keys with a renewal timer and the expiry (seconds) it is scheduled for, for `credproxy status`. */
+  readonly renewals: () => ReadonlyArray<{ readonly key: string; readonly expiry: number }>
 }
 
 export class TokenRenewal extends Context.Tag("credproxy/TokenRenewal")<TokenRenewal, TokenRenewalShape>() {}

@@ -222,17 +222,25 @@ describe("secrets never logged (PROTOCOL.md §12)", () => {
       ok: true
     })
 
-    // The status line on SIGUSR1.
+    // The status line on SIGUSR1, and `credproxy status` (its connections, refresh state and audit tail).
     server.child.kill("SIGUSR1")
     await until(() => server.stderr().includes('"message":"status"'), { what: "a status line on stderr" })
+    const adminViews = await Promise.all([
+      cli(["status", "--json"], ""),
+      cli(["status"], ""),
+      cli(["policy", "show"], "")
+    ])
+    expect(adminViews.map((view) => view.code)).toEqual([0, 0, 0])
     client.close()
     expect((await server.stop("SIGTERM")).code).toBe(0)
 
     const stdout = server.stdout()
     const stderr = server.stderr()
     expect(stdout).toBe(`${server.readyText}\n`)
+    const admin = adminViews.map((view) => `${view.stdout}${view.stderr}`).join("\n")
+    expect(admin).toContain("get_token")
     const leaks = needles().flatMap(([name, needle]) =>
-      stdout.includes(needle) || stderr.includes(needle) ? [name] : []
+      stdout.includes(needle) || stderr.includes(needle) || admin.includes(needle) ? [name] : []
     )
     expect(leaks).toEqual([])
 

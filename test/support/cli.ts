@@ -66,7 +66,10 @@ export interface CliResult {
   readonly stderr: string
 }
 
-const spawnCli = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = {}): ChildProcess => {
+export const spawnCli = (
+  args: ReadonlyArray<string>,
+  env: Readonly<Record<string, string>> = {}
+): ChildProcess => {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: CWD,
     env: childEnv(env),

@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as DesktopNotifier from "../../src/layers/DesktopNotifier.js"
 import * as FileKeyStorage from "../../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../../src/layers/FileTokenStore.js"
 import * as ProvidersFile from "../../src/layers/ProvidersFile.js"
@@ -14,6 +15,7 @@ import type { StatusSnapshot } from "../../src/server/ServerStatus.js"
 import { serve } from "../../src/server/serve.js"
 import { serverLayer } from "../../src/server/server-layer.js"
 import { KeyStorage } from "../../src/services/KeyStorage.js"
+import type { Notifier } from "../../src/services/Notifier.js"
 import type { OAuthProvider } from "../../src/services/OAuthProviders.js"
 import type { PeerVerifier } from "../../src/services/PeerVerifier.js"
 import type { TokenRefresher } from "../../src/services/TokenRefresher.js"
@@ -36,6 +38,10 @@ export interface TestServerOptions {
   readonly capabilityToken?: string
   /** Every connection restricted (§19). */
   readonly restrict?: boolean
+  /** Confirm on first use (`serve --confirm`). */
+  readonly confirm?: boolean
+  /** Replaces the desktop notifier (default: none, so tests never spawn one). */
+  readonly notifier?: Layer.Layer<Notifier>
   readonly config?: Partial<ServerConfigShape>
   /** Replaces the file stores (for tests about logic, or stores that misbehave on command). */
   readonly stores?: Layer.Layer<TokenStore | KeyStorage>
@@ -83,6 +89,8 @@ const observeLocks =
 
 export interface TestServer {
   readonly socketPath: string
+  /** The host-only admin socket (`{dataDir}/run/admin-{pid}.sock`). */
+  readonly adminSocketPath: string
   readonly dataDir: string
   readonly socketDir: string
   readonly audit: RecordingAuditLog.AuditRecording
@@ -119,7 +127,8 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
         allowKeys: options.allowKeys,
         rateLimit: options.rateLimit,
         capabilityToken: options.capabilityToken,
-        restrict: options.restrict
+        restrict: options.restrict,
+        confirm: options.confirm
       },
       {
         stores,
@@ -128,12 +137,15 @@ export const startServer = (options: TestServerOptions = {}): Effect.Effect<Test
         peers: options.peers,
         audit: RecordingAuditLog.layer(audit),
         config: options.config,
-        renewalJitter: options.jitter
+        renewalJitter: options.jitter,
+        notifier: options.notifier ?? DesktopNotifier.none
       }
     )
     if (Either.isLeft(layer)) return yield* Effect.die(layer.left)
     const context = yield* Layer.build(layer.right).pipe(Effect.orDie)
-    const { socketPath, status } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
+    const { socketPath, adminSocketPath, status } = yield* serve.pipe(Effect.provide(context), Effect.orDie)
     const renewal = Context.get(context, TokenRenewal)
-    return { socketPath, dataDir, socketDir, audit, status, renewal, locks }
+    if (adminSocketPath === undefined)
+      return yield* Effect.die(new Error("the test server has no admin socket"))
+    return { socketPath, adminSocketPath, dataDir, socketDir, audit, status, renewal, locks }
   })
