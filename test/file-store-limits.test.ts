@@ -9,8 +9,8 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as FileKeyStorage from "../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../src/layers/FileTokenStore.js"
-import { DEFAULT_MAX_BYTES, type Locate, makeFileCache } from "../src/layers/file-store/file-cache.js"
-import { MAX_FILE_BYTES, readAtMost } from "../src/layers/file-store/file-read.js"
+import { MAX_FILE_BYTES, readAtMost, readFileIfChanged } from "../src/layers/file-store/file-read.js"
+import { DEFAULT_MAX_BYTES, type Look, makeStoreCache } from "../src/layers/store-cache/store-cache.js"
 import { type OAuthToken, storedTokenBytes } from "../src/protocol/token.js"
 import { LISTING_LIMIT } from "../src/services/TokenStore.js"
 
@@ -109,18 +109,18 @@ describe("the cache holds at most 8 MiB, least recently used dropped first (§22
           yield* promise(() => fs.writeFile(path.join(dataDir, id), id.repeat(size)))
         }
         const reads: Array<string> = []
-        const locate =
-          (id: string): Locate =>
-          (use) =>
+        const look =
+          (id: string): Look =>
+          (before) =>
             promise(() => {
               reads.push(id)
-              return use(path.join(dataDir, id))
+              return readFileIfChanged(path.join(dataDir, id), before)
             })
         // Room for three entries (contents plus 64 bytes of bookkeeping each) once a tenth of the
         // budget is freed on passing it, not for four.
         const maxBytes = Math.floor(3.5 * (size + 64))
-        const cache = makeFileCache<string>({ clock: yield* Effect.clock, decode: Either.right, maxBytes })
-        const get = (id: string) => cache.get(id, locate(id), id)
+        const cache = makeStoreCache<string>({ clock: yield* Effect.clock, decode: Either.right, maxBytes })
+        const get = (id: string) => cache.get(id, look(id), id)
         for (const id of ["a", "b", "c"]) yield* get(id)
         expect(reads).toEqual(["a", "b", "c"])
         // `a` is used again: `b` becomes the least recently used, and `d` pushes it out.
