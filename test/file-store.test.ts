@@ -121,11 +121,11 @@ describe("atomic-file", () => {
   it.scoped("removes the temp file when the write fails", () =>
     Effect.gen(function* () {
       const root = yield* tempRoot
-      const dir = yield* openStoreDir(root, "d")
-      yield* Effect.promise(() => fs.mkdir(path.join(root, "d", "occupied", "child"), { recursive: true }))
+      const dir = yield* openStoreDir(root, "keys")
+      yield* Effect.promise(() => fs.mkdir(path.join(root, "keys", "occupied", "child"), { recursive: true }))
       const error = yield* Effect.flip(writeFileAtomic("save", dir, "occupied", "data"))
       expect(error._tag).toBe("StoreFailure")
-      const names = yield* Effect.promise(() => fs.readdir(path.join(root, "d")))
+      const names = yield* Effect.promise(() => fs.readdir(path.join(root, "keys")))
       expect(names).toEqual(["occupied"])
     })
   )
