@@ -1,6 +1,7 @@
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import type { CopyNotVerified } from "../errors/copy.js"
 import type { NotFound, StoreError } from "../errors/errors.js"
 import type { DataDirRefused, KeyringUnavailable, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
@@ -25,6 +26,7 @@ export type CliError =
   | KeyringUnavailable
   | NotFound
   | StoreError
+  | CopyNotVerified
   | RefreshError
 
 /**

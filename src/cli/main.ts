@@ -14,11 +14,19 @@ import { LOG_LEVEL_ALIAS } from "./options.js"
 import { providersCommand } from "./providers-command.js"
 import { serveCommand } from "./serve-command.js"
 import { forwardSignal, type StopSignal } from "./signals.js"
+import { storeCommand } from "./store-command.js"
 import { tokenCommand } from "./token-command.js"
 
 const root = Command.make("credproxy").pipe(
   Command.withDescription("host-side credential proxy for sandboxed AI coding agents"),
-  Command.withSubcommands([serveCommand, execCommand, tokenCommand, keyCommand, providersCommand])
+  Command.withSubcommands([
+    serveCommand,
+    execCommand,
+    tokenCommand,
+    keyCommand,
+    storeCommand,
+    providersCommand
+  ])
 )
 
 const cli = Command.run(root, { name: "credproxy", version: "0.1.0" })
