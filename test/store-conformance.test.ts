@@ -6,12 +6,19 @@ import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import type { StoreError, StoreFailure } from "../src/errors/errors.js"
 import { LOCK_OPTIONS } from "../src/layers/file-store/file-lock.js"
-import { DEFAULT_MAX_BYTES, STORE_REVALIDATE_MS } from "../src/layers/store-cache/store-cache.js"
+import { valueStamp } from "../src/layers/keyring/keyring-entries.js"
+import {
+  DEFAULT_MAX_BYTES,
+  type Look,
+  makeStoreCache,
+  STORE_REVALIDATE_MS
+} from "../src/layers/store-cache/store-cache.js"
 import { encodeName } from "../src/lib/name-encoding.js"
 import { type OAuthToken, storedTokenBytes } from "../src/protocol/token.js"
 import { LISTING_LIMIT, MAX_VALUE_BYTES, type TokenKey } from "../src/services/TokenStore.js"
@@ -491,3 +498,33 @@ for (const backend of BACKENDS) {
     )
   })
 }
+
+describe("the store cache both stores read through", () => {
+  it.scoped("a burst of reads of one stale entry costs one look at the backing store", () =>
+    Effect.gen(function* () {
+      let looks = 0
+      const gate = yield* Deferred.make<void>()
+      const cache = makeStoreCache<string>({ clock: yield* Effect.clock, decode: Either.right })
+      const look: Look = () =>
+        Effect.zipRight(
+          Effect.sync(() => looks++),
+          Effect.as(Deferred.await(gate), {
+            _tag: "Read",
+            stamp: valueStamp("v"),
+            text: "v",
+            bytes: 1
+          } as const)
+        )
+      const readers = yield* Effect.forEach(Array.from({ length: 50 }), () =>
+        Effect.fork(cache.get("id", look, "id"))
+      )
+      yield* TestClock.adjust(1)
+      expect(looks).toBe(1)
+      yield* Deferred.succeed(gate, undefined)
+      for (const reader of readers) expect(yield* Fiber.join(reader)).toBe("v")
+      // Under the lock, getLatest looks again whatever is under way.
+      expect(yield* cache.revalidate("id", look, "id")).toBe("v")
+      expect(looks).toBe(2)
+    })
+  )
+})

@@ -1,6 +1,9 @@
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import { StoreFailure } from "../../errors/errors.js"
 import type { FieldIssue } from "../../protocol/parse-issue.js"
@@ -202,10 +205,39 @@ export const makeStoreCache = <A>(options: StoreCacheOptions<A>): StoreCache<A> 
           )
     })
 
+  /**
+   * Checks under way for `get`, by id: a read that finds the entry stale
+   * while another read's check of it is still running waits for that check
+   * instead of starting its own, so a burst of requests for one stale entry
+   * costs one look at the backing store (one D-Bus round trip for the
+   * keyring), not one per request. `revalidate` (`getLatest`, under the
+   * lock) never joins a check that began before it was asked.
+   */
+  const checks = new Map<string, Deferred.Deferred<A | undefined, StoreFailure>>()
+
   const get = (id: string, look: Look, relative: string): Effect.Effect<A | undefined, StoreFailure> =>
     Effect.suspend(() => {
       const known = cached(id)
-      return Option.isSome(known) ? Effect.succeed(known.value) : revalidate(id, look, relative)
+      if (Option.isSome(known)) return Effect.succeed(known.value)
+      const running = checks.get(id)
+      if (running !== undefined) {
+        // A check abandoned by its caller (interrupted) is taken over by the next reader.
+        return Deferred.await(running).pipe(
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? get(id, look, relative) : Effect.failCause(cause)
+          )
+        )
+      }
+      const done = Deferred.unsafeMake<A | undefined, StoreFailure>(FiberId.none)
+      checks.set(id, done)
+      return revalidate(id, look, relative).pipe(
+        Effect.onExit((exit) =>
+          Effect.suspend(() => {
+            if (checks.get(id) === done) checks.delete(id)
+            return Deferred.done(done, exit)
+          })
+        )
+      )
     })
 
   const remember = (id: string, value: A | undefined, stamp: Stamp): void => {
