@@ -2,18 +2,15 @@ import type { Dirent } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import { errorCode, StoreFailure } from "../errors/errors.js"
 import type { DataDirRefused } from "../errors/startup.js"
 import * as KeyedLock from "../lib/keyed-lock.js"
 import { decodeName, encodeName } from "../lib/name-encoding.js"
-import { fieldIssueOf } from "../protocol/parse-issue.js"
-import { OAuthToken } from "../protocol/token.js"
+import type { OAuthToken } from "../protocol/token.js"
 import {
   LISTING_LIMIT,
   type TokenFilter,
@@ -37,6 +34,7 @@ import {
 import { makeListingCache } from "./store-cache/listing-cache.js"
 import { ABSENT } from "./store-cache/stamp.js"
 import { type Look, makeStoreCache } from "./store-cache/store-cache.js"
+import { decodeStoredToken } from "./store-cache/stored-token.js"
 
 /**
  * Tokens on disk, one JSON file per provider:bucket:
@@ -53,14 +51,6 @@ import { type Look, makeStoreCache } from "./store-cache/store-cache.js"
 const TOKEN_SUFFIX = ".json"
 /** Provider directories a listing reads at once (a few, so that a large listing shares the I/O threads). */
 const LISTING_CONCURRENCY = 4
-
-const decodeOAuthToken = Schema.decodeUnknownEither(OAuthToken)
-
-/** A token file's contents; a failure names the invalid field only (values are secrets). */
-const decodeToken = (text: string) =>
-  Either.try({ try: (): unknown => JSON.parse(text), catch: () => undefined }).pipe(
-    Either.flatMap((json) => Either.mapLeft(decodeOAuthToken(json), fieldIssueOf))
-  )
 
 /** A token file's bucket name, or `undefined` for anything else (temp files, lock dirs, links, strays). */
 const bucketOf = (entry: Dirent): string | undefined => {
@@ -88,7 +78,7 @@ export const make = (
   Effect.gen(function* () {
     const tokens = yield* openStoreDir(dataDir, "tokens")
     const clock = yield* Effect.clock
-    const cache = makeStoreCache<OAuthToken>({ clock, decode: decodeToken })
+    const cache = makeStoreCache<OAuthToken>({ clock, decode: decodeStoredToken })
     const locks = yield* KeyedLock.make
     yield* Effect.addFinalizer(() => Effect.sync(() => cache.clear()))
 

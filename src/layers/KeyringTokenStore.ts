@@ -1,23 +1,15 @@
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import { StoreFailure } from "../errors/errors.js"
 import type { DataDirRefused } from "../errors/startup.js"
 import * as KeyedLock from "../lib/keyed-lock.js"
-import { fieldIssueOf } from "../protocol/parse-issue.js"
-import { OAuthToken } from "../protocol/token.js"
-import {
-  LISTING_LIMIT,
-  type TokenFilter,
-  type TokenKey,
-  TokenStore,
-  type TokenStoreShape
-} from "../services/TokenStore.js"
+import type { OAuthToken } from "../protocol/token.js"
+import type { TokenFilter, TokenKey, TokenStoreShape } from "../services/TokenStore.js"
+import { LISTING_LIMIT, TokenStore } from "../services/TokenStore.js"
 import type { StoreDirName } from "./file-store/data-dir-check.js"
 import { lockFile } from "./file-store/file-lock.js"
 import { openStoreDir } from "./file-store/store-dir.js"
@@ -26,6 +18,7 @@ import { listingOf, lookAt, tokenAccount, valueStamp } from "./keyring/keyring-e
 import { makeListingCache } from "./store-cache/listing-cache.js"
 import { ABSENT } from "./store-cache/stamp.js"
 import { makeStoreCache } from "./store-cache/store-cache.js"
+import { decodeStoredToken } from "./store-cache/stored-token.js"
 
 /**
  * Tokens in the OS keyring (PROTOCOL.md §23): one entry per provider:bucket
@@ -43,14 +36,6 @@ import { makeStoreCache } from "./store-cache/store-cache.js"
 
 const LOCK_DIR: StoreDirName = "keyring-locks"
 
-const decodeOAuthToken = Schema.decodeUnknownEither(OAuthToken)
-
-/** An entry's value as a token; a failure names the invalid field only (values are secrets). */
-const decodeToken = (text: string) =>
-  Either.try({ try: (): unknown => JSON.parse(text), catch: () => undefined }).pipe(
-    Either.flatMap((json) => Either.mapLeft(decodeOAuthToken(json), fieldIssueOf))
-  )
-
 /** The lock's name for `key`: fixed length whatever the names, so it always fits a file name. */
 const lockName = (key: TokenKey): string => createHash("sha256").update(tokenAccount(key)).digest("hex")
 
@@ -62,7 +47,7 @@ export const make = (
   Effect.gen(function* () {
     const locksDir = yield* openStoreDir(dataDir, LOCK_DIR)
     const clock = yield* Effect.clock
-    const cache = makeStoreCache<OAuthToken>({ clock, decode: decodeToken })
+    const cache = makeStoreCache<OAuthToken>({ clock, decode: decodeStoredToken })
     const locks = yield* KeyedLock.make
     yield* Effect.addFinalizer(() => Effect.sync(() => cache.clear()))
 
