@@ -14,7 +14,7 @@ import type { StatusSnapshot } from "./server/ServerStatus.js"
 export interface CredentialProxyOptions {
   /** Default: `$CREDPROXY_HOME`, else `${XDG_DATA_HOME:-~/.local/share}/credproxy`. */
   readonly dataDir?: string
-  /** Where credentials are kept (PROTOCOL.md §23): `"file"` (default) or `"keyring"`, the OS keyring. */
+  /** Where credentials are kept (docs/PROTOCOL.md §20): `"file"` (default) or `"keyring"`, the OS keyring. */
   readonly store?: StoreKind
   readonly socketDir?: string
   readonly allow?: ReadonlyArray<string>

@@ -15,7 +15,7 @@ import {
 } from "./support/secret-service.js"
 
 /**
- * The keyring store through the real binary (PROTOCOL.md §23), on a real
+ * The keyring store through the real binary (docs/PROTOCOL.md §20), on a real
  * Secret Service of its own per test: a keyring that cannot be used stops
  * every command at start-up with exit 2 and a message that names the store,
  * within the keyring deadline; a keyring that hangs later answers

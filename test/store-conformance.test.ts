@@ -26,7 +26,7 @@ import { BACKENDS } from "./support/store-backends.js"
 
 /**
  * What every store must do, run against each one (PROTOCOL.md §6, §7, §14,
- * §22, §23): the file store in a temp data directory and the keyring store
+ * §22, §20): the file store in a temp data directory and the keyring store
  * on a real Secret Service (gnome-keyring in a private D-Bus session; the
  * keyring tests are skipped, and say so, where none can be started).
  * "Another process" is a second opening of the same store, or a write

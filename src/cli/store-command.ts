@@ -16,7 +16,7 @@ import { type TokenKey, TokenStore, type TokenStoreShape } from "../services/Tok
 import * as shared from "./options.js"
 
 /**
- * `credproxy store copy --from KIND --to KIND [--move]` (PROTOCOL.md §23):
+ * `credproxy store copy --from KIND --to KIND [--move]` (docs/PROTOCOL.md §20):
  * every token and key of one store into the other. Each token is copied
  * under both stores' locks (the file store's first, so two copies in
  * opposite directions cannot wait for each other), then read back through a

@@ -2,7 +2,7 @@ import * as Either from "effect/Either"
 import { UsageError } from "../errors/usage.js"
 
 /**
- * Which store credproxy keeps credentials in (PROTOCOL.md §23): `file`, the
+ * Which store credproxy keeps credentials in (docs/PROTOCOL.md §20): `file`, the
  * files of the data directory (the default), or `keyring`, the OS keyring.
  */
 export type StoreKind = "file" | "keyring"

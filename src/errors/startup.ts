@@ -39,7 +39,7 @@ export class DataDirRefused extends Schema.TaggedError<DataDirRefused>()("DataDi
 
 /**
  * The keyring store (`--store keyring`) cannot be used, found when a command
- * opens it (PROTOCOL.md §23): nothing answers (`Unreachable`: no Secret
+ * opens it (docs/PROTOCOL.md §20): nothing answers (`Unreachable`: no Secret
  * Service on the session bus, or no bus), it refused the start-up check
  * (`Refused`: a locked collection or a denied prompt), it did not answer
  * within the keyring deadline (`Timeout`), or the keyring library has no

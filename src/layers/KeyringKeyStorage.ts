@@ -11,7 +11,7 @@ import { ABSENT } from "./store-cache/stamp.js"
 import { makeStoreCache } from "./store-cache/store-cache.js"
 
 /**
- * API keys in the OS keyring (PROTOCOL.md §23): one entry per name, account
+ * API keys in the OS keyring (docs/PROTOCOL.md §20): one entry per name, account
  * `key:<name>`, its value the key as a JSON string. Reads are cached and
  * re-checked like the keyring token store's; listings come from the
  * keyring's search, at most LISTING_LIMIT names.

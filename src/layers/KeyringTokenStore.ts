@@ -21,7 +21,7 @@ import { makeStoreCache } from "./store-cache/store-cache.js"
 import { decodeStoredToken } from "./store-cache/stored-token.js"
 
 /**
- * Tokens in the OS keyring (PROTOCOL.md §23): one entry per provider:bucket
+ * Tokens in the OS keyring (docs/PROTOCOL.md §20): one entry per provider:bucket
  * (`keyring/keyring-entries.ts`), its value the token's compact JSON, exactly
  * what the file store writes. What the file store guarantees holds here too:
  * reads come from the same revalidating cache (fresh for 500 ms, 8 MiB, least

@@ -12,7 +12,7 @@ import * as KeyringClient from "./keyring/keyring-client.js"
 
 /**
  * The Layers of the store credproxy keeps credentials in, chosen at start-up
- * (`config/store-kind.ts`; PROTOCOL.md §23): the files of the data
+ * (`config/store-kind.ts`; docs/PROTOCOL.md §20): the files of the data
  * directory, or the OS keyring. Every command that touches the store gets
  * its Layers here.
  */

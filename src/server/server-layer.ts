@@ -27,7 +27,7 @@ import type { ServerServices } from "./serve.js"
 /** What `credproxy serve` and the embedding API accept (PROTOCOL.md §13, §15). */
 export interface ServeOptions {
   readonly dataDir: string
-  /** Where credentials are kept (§23): the data directory's files (default) or the OS keyring. */
+  /** Where credentials are kept (docs/PROTOCOL.md §20): the data directory's files (default) or the OS keyring. */
   readonly store?: StoreKind | undefined
   readonly socketDir?: string | undefined
   /** Token patterns `provider[:bucket]`, `*` wildcard; empty allows every token. */

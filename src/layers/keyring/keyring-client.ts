@@ -21,7 +21,7 @@ import { KeyringUnavailable } from "../../errors/startup.js"
  * when it cannot, so a locked or absent keyring stops a command at start-up.
  */
 
-/** The keyring service name credproxy's entries are kept under (PROTOCOL.md §23). */
+/** The keyring service name credproxy's entries are kept under (docs/PROTOCOL.md §20). */
 export const KEYRING_SERVICE = "credproxy"
 /** The deadline of one keyring call, shorter than the 15 s store deadline so a hung keyring is named as such. */
 export const KEYRING_CALL_TIMEOUT_MS = 5_000

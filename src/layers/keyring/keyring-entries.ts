@@ -7,7 +7,7 @@ import type { Look } from "../store-cache/store-cache.js"
 import type { KeyringShape } from "./keyring-client.js"
 
 /**
- * How credproxy's entries are named in the keyring (PROTOCOL.md §23): under
+ * How credproxy's entries are named in the keyring (docs/PROTOCOL.md §20): under
  * the service KEYRING_SERVICE, one entry per token, account
  * `token:<provider>:<bucket>`, and one per API key, account `key:<name>`,
  * each name in the stores' reversible encoding (`lib/name-encoding.ts`: a
