@@ -1,9 +1,12 @@
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
+import * as Effect from "effect/Effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { KeyringUnavailable } from "../src/errors/startup.js"
+import * as KeyringClient from "../src/layers/keyring/keyring-client.js"
 import { KEYRING_CALL_TIMEOUT_MS } from "../src/layers/keyring/keyring-client.js"
+import { listingOf } from "../src/layers/keyring/keyring-entries.js"
 import { runCli, startServe, useCliWorkspace } from "./support/cli.js"
 import { FrameClient } from "./support/frame-client.js"
 import {
@@ -275,4 +278,36 @@ describe.skipIf(SECRET_SERVICE_MISSING !== undefined)(keyringSuite("credproxy st
       stderr: "credproxy: --from and --to are both file: name two different stores\n"
     })
   }, 60_000)
+})
+
+describe.skipIf(SECRET_SERVICE_MISSING !== undefined)(keyringSuite("the keyring's listing"), () => {
+  it("keeps at most the limit of each kind, names only, and ignores entries that are not credproxy's", async () => {
+    const secrets = await startSecretService({ inMemory: true })
+    process.env.DBUS_SESSION_BUS_ADDRESS = secrets.address
+    const accounts = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const keyring = yield* KeyringClient.make({ service: "credproxy-listing" })
+          const writes = [
+            ...Array.from({ length: 30 }, (_, i) => `token:p:b${i}`),
+            ...Array.from({ length: 30 }, (_, i) => `key:k${i}`),
+            "probe:1",
+            "other",
+            "token:only-one-part"
+          ]
+          yield* Effect.forEach(writes, (account) => keyring.set(account, '"v"', "save"), { discard: true })
+          return yield* keyring.list(20)
+        })
+      )
+    )
+    expect(accounts.filter((account) => account.startsWith("token:"))).toHaveLength(20)
+    expect(accounts.filter((account) => account.startsWith("key:"))).toHaveLength(20)
+    expect(accounts).not.toContain("probe:1")
+    expect(accounts).not.toContain("other")
+    // The store asks for LISTING_LIMIT of each; its parsing drops what it would not have named.
+    const listing = listingOf([...accounts, "token:only-one-part", "key:a:b"])
+    expect([...listing.tokens.keys()]).toEqual(["p"])
+    expect(listing.tokens.get("p")!.length + listing.keys.length).toBeGreaterThanOrEqual(39)
+    expect(listing.keys.every((name) => /^k\d+$/.test(name))).toBe(true)
+  })
 })

@@ -470,13 +470,14 @@ for (const backend of BACKENDS) {
       120_000
     )
 
-    it.scoped(
+    // On gnome-keyring every new entry costs a D-Bus connection and its key exchange: 2,000 of them take
+    // minutes on a busy machine. The keyring's cap is shown at a small limit in keyring-store.test.ts.
+    it.scoped.skipIf(backend.name === "keyring")(
       "listings read at most 1,000 entries: 1,010 buckets and 1,010 keys stored, 1,000 of each listed (§22)",
       () =>
         Effect.gen(function* () {
           const { place } = yield* workspace
           const { tokens, keys } = yield* place.open
-          // A keyring entry costs a D-Bus connection (a key exchange) to write: a few past the limit show it.
           const names = Array.from({ length: LISTING_LIMIT + 10 }, (_, i) => `n${String(i).padStart(4, "0")}`)
           const body = JSON.stringify(token())
           yield* Effect.forEach(
