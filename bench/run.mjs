@@ -4,6 +4,7 @@
 // machine today. See bench/README.md.
 //
 //   npm run bench [-- --quick] [-- --repeats N --duration S --warmup S --spawns N --idle-connections N]
+//   npm run bench -- --store keyring   # also credproxy on the OS keyring store (a private gnome-keyring)
 
 import { execFileSync, fork, spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -31,6 +32,8 @@ let OPS = ["get_token", "get_api_key"]
 let SERVERS = ["baseline", "credproxy"]
 const binOf = (kind) => (kind === "before" ? path.join(COMPARE_DIR, "bin", "credproxy.mjs") : BIN)
 let COMPARE_DIR
+/** The environment of the `keyring` server (`--store keyring`): its private Secret Service's bus. */
+let KEYRING_ENV
 /** Rotates the order of the servers per step, so none always runs first or last. */
 const rotated = (step) => SERVERS.map((_, i) => SERVERS[(i + step) % SERVERS.length])
 const SPREAD_WARN = 0.15
@@ -54,7 +57,8 @@ const parseOptions = (argv) => {
     warmup: 0.5,
     spawns: 10,
     idleConnections: 1000,
-    compare: undefined
+    compare: undefined,
+    store: "file"
   }
   const numeric = {
     "--repeats": "repeats",
@@ -85,9 +89,13 @@ const parseOptions = (argv) => {
       options.compare = path.resolve(dir)
     } else if (arg === "--status-watch") {
       options.statusWatch = true
+    } else if (arg === "--store") {
+      options.store = argv[++i]
+      if (options.store !== "file" && options.store !== "keyring")
+        throw new Error("--store takes file or keyring")
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR] [--status-watch]\n"
+        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR] [--store keyring] [--status-watch]\n"
       )
       process.exit(0)
     } else if (numeric[arg]) {
@@ -127,8 +135,16 @@ const killAll = (signal = "SIGKILL") => {
 }
 
 let tempDir
+/** The private D-Bus session of `--store keyring` (its own process group). */
+let keyringSession
 const cleanupSync = () => {
   killAll("SIGKILL")
+  if (keyringSession) {
+    try {
+      process.kill(-keyringSession.pid, "SIGKILL")
+    } catch {}
+    keyringSession = undefined
+  }
   if (tempDir) rmSync(tempDir, { recursive: true, force: true })
   tempDir = undefined
 }
@@ -215,14 +231,56 @@ const log = (text) => process.stderr.write(`${text}\n`)
 // ---------------------------------------------------------------------------
 // Setup: a temp data dir with the same token and key for both servers.
 
-const runCli = (args, input) => {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, input, encoding: "utf8" })
+const runCli = (args, input, env) => {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    input,
+    encoding: "utf8",
+    env: { ...process.env, ...env }
+  })
   if (result.status !== 0) {
     throw new Error(`credproxy ${args.join(" ")} failed (${result.status}): ${result.stderr}`)
   }
 }
 
-const prepare = () => {
+// A private Secret Service: gnome-keyring-daemon (unlocked with a random password) inside its own
+// dbus-run-session, as the tests start it. Resolves with the bus address.
+const startSecretService = (home) =>
+  new Promise((resolve, reject) => {
+    const script = [
+      'printf %s "$KEYRING_PASSWORD" | gnome-keyring-daemon --foreground --unlock --components=secrets >/dev/null 2>&1 &',
+      "i=0",
+      "until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do",
+      "  i=$((i+1)); [ $i -gt 200 ] && exit 3; sleep 0.05",
+      "done",
+      'echo "$DBUS_SESSION_BUS_ADDRESS"',
+      "exec cat >/dev/null"
+    ].join("\n")
+    mkdirSync(path.join(home, "run"), { recursive: true, mode: 0o700 })
+    const child = spawn("dbus-run-session", ["--", "sh", "-c", script], {
+      detached: true,
+      stdio: ["pipe", "pipe", "ignore"],
+      env: {
+        PATH: process.env.PATH,
+        HOME: home,
+        XDG_DATA_HOME: path.join(home, "data"),
+        XDG_RUNTIME_DIR: path.join(home, "run"),
+        KEYRING_PASSWORD: createHash("sha256").update(String(Math.random())).digest("hex")
+      }
+    })
+    keyringSession = child
+    let out = ""
+    child.stdout.setEncoding("utf8").on("data", (text) => {
+      out += text
+      if (out.includes("\n")) resolve(out.split("\n")[0])
+    })
+    child.on("error", (error) =>
+      reject(new Error(`--store keyring needs dbus and gnome-keyring: ${error.message}`))
+    )
+    child.on("exit", (code) => reject(new Error(`the private Secret Service did not start (${code})`)))
+  })
+
+const prepare = async (options) => {
   if (!existsSync(DIST_CLI)) {
     log("bench: dist/cli.js missing, building")
     const result = spawnSync(process.execPath, [path.join(ROOT, "scripts", "build.mjs")], {
@@ -238,6 +296,13 @@ const prepare = () => {
   mkdirSync(socketDir, { mode: 0o700 })
   runCli(["token", "import", "anthropic", "--data-dir", dataDir], JSON.stringify(TOKEN))
   runCli(["key", "set", "openai", "--data-dir", dataDir], API_KEY)
+  if (options.store === "keyring") {
+    const address = await startSecretService(path.join(tempDir, "keyring-home"))
+    KEYRING_ENV = { DBUS_SESSION_BUS_ADDRESS: address }
+    const keyring = ["--store", "keyring", "--data-dir", dataDir]
+    runCli(["token", "import", "anthropic", ...keyring], JSON.stringify(TOKEN), KEYRING_ENV)
+    runCli(["key", "set", "openai", ...keyring], API_KEY, KEYRING_ENV)
+  }
   const fixture = path.join(tempDir, "baseline-fixture.json")
   writeFileSync(
     fixture,
@@ -267,12 +332,16 @@ const startServer = (kind, env) =>
             "--log-level",
             "error",
             "--max-connections",
-            "2000"
+            "2000",
+            ...(kind === "keyring" ? ["--store", "keyring"] : [])
           ]
         : [BASELINE, path.join(env.socketDir, `baseline-${process.pid}-${spawnCount++}.sock`), env.fixture]
     const startedAt = performance.now()
     const cwd = kind === "before" ? COMPARE_DIR : ROOT
-    const child = track(spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }))
+    const childEnv = kind === "keyring" ? { ...process.env, ...KEYRING_ENV } : process.env
+    const child = track(
+      spawn(process.execPath, args, { cwd, env: childEnv, stdio: ["ignore", "pipe", "pipe"] })
+    )
     let stderr = ""
     let stdout = ""
     let ready = false
@@ -574,6 +643,19 @@ const summarize = (runs) => {
       }).filter(([b, p]) => b && p)
       row.pairedThroughputRatio = median(pairs.map(([b, p]) => p.throughput / b.throughput))
       row.pairedP99Ratio = median(pairs.map(([b, p]) => p.latency.p99Us / b.latency.p99Us))
+      if (row.keyring) {
+        row.keyringFileThroughput = row.keyring.throughput / row.credproxy.throughput
+        row.keyringFileP99 = row.keyring.p99Us / row.credproxy.p99Us
+        row.pairedKeyringFileThroughput = median(
+          Array.from({ length: Math.max(...runs.map((x) => x.repeat)) + 1 }, (_, r) => {
+            const at = (kind) =>
+              runs.find((x) => x.server === kind && x.case === caseName(c) && x.op === op && x.repeat === r)
+            return at("keyring") && at("credproxy")
+              ? at("keyring").throughput / at("credproxy").throughput
+              : Number.NaN
+          })
+        )
+      }
       if (row.before) {
         row.afterBeforeThroughput = row.credproxy.throughput / row.before.throughput
         row.afterBeforeP99 = row.credproxy.p99Us / row.before.p99Us
@@ -718,6 +800,40 @@ const printReport = (report) => {
         `ready ${startup.readyMs.before.median.toFixed(0)} → ${startup.readyMs.credproxy.median.toFixed(0)} ms`
     )
   }
+  if (memory.keyring) {
+    out.push("")
+    out.push("credproxy on the keyring store vs on the file store, interleaved in this run:")
+    out.push(
+      table(
+        [
+          "case",
+          "op",
+          "file req/s",
+          "keyring req/s",
+          "tput keyring/file",
+          "paired",
+          "file p99 ms",
+          "keyring p99 ms",
+          "p99 keyring/file"
+        ],
+        summary.map((r) => [
+          r.case,
+          r.op,
+          fmtInt(r.credproxy.throughput),
+          fmtInt(r.keyring.throughput),
+          fmtRatio(r.keyringFileThroughput),
+          fmtRatio(r.pairedKeyringFileThroughput),
+          fmtMs(r.credproxy.p99Us),
+          fmtMs(r.keyring.p99Us),
+          fmtRatio(r.keyringFileP99)
+        ])
+      )
+    )
+    out.push(
+      `idle RSS keyring/file ${fmtRatio(memory.keyring.idleKb / memory.credproxy.idleKb)}, ` +
+        `ready ${startup.readyMs.credproxy.median.toFixed(0)} → ${startup.readyMs.keyring.median.toFixed(0)} ms`
+    )
+  }
   if (warnings.length) {
     out.push("")
     for (const w of warnings) out.push(`WARNING: ${w}`)
@@ -736,6 +852,7 @@ const main = async () => {
     COMPARE_DIR = options.compare
     SERVERS = ["baseline", "credproxy", "before"]
   }
+  if (options.store === "keyring") SERVERS = [...SERVERS, "keyring"]
   const cores = os.cpus().length
   const warnings = []
   const startedAt = Date.now()
@@ -754,7 +871,7 @@ const main = async () => {
   }
   for (const w of warnings) log(`bench: WARNING: ${w}`)
 
-  const env = { ...prepare(), statusWatch: options.statusWatch === true }
+  const env = { ...(await prepare(options)), statusWatch: options.statusWatch === true }
   const distBefore = fileHash(DIST_CLI)
   const meta = {
     startedAt: new Date(startedAt).toISOString(),

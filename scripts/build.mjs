@@ -4,13 +4,13 @@
 // - the library entries (dist/index.js, dist/client.js) with every dependency left in
 //   node_modules, so a host program that embeds credproxy shares one copy of `effect` with it.
 
-import { existsSync, readdirSync, rmSync } from "node:fs"
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { build } from "esbuild"
 
 // Chunk names carry content hashes: drop the previous build's so no stale chunk lingers in dist/.
 rmSync("dist/chunks", { recursive: true, force: true })
 for (const file of existsSync("dist") ? readdirSync("dist") : []) {
-  if (/\.js(\.map)?$/.test(file)) rmSync(`dist/${file}`)
+  if (/\.(c?js)(\.map)?$/.test(file)) rmSync(`dist/${file}`)
 }
 
 const common = {
@@ -43,3 +43,12 @@ await build({
   splitting: true,
   chunkNames: "chunks/[name]-[hash]"
 })
+
+// The keyring helper runs as a process of its own (src/layers/keyring/keyring-helper.cjs says why);
+// the code that starts it looks for it next to itself, so that code must not land in a chunk.
+copyFileSync("src/layers/keyring/keyring-helper.cjs", "dist/keyring-helper.cjs")
+for (const file of readdirSync("dist/chunks")) {
+  if (readFileSync(`dist/chunks/${file}`, "utf8").includes("keyring-helper.cjs")) {
+    throw new Error(`dist/chunks/${file} starts the keyring helper, which is not next to it`)
+  }
+}

@@ -4,6 +4,8 @@
  * scoped `serve` program, the composition of its Layers (`serverLayer`,
  * whose parts can be swapped), the services they implement and the Layers.
  */
+
+export { STORE_KINDS, type StoreKind } from "./config/store-kind.js"
 export {
   Cancelled,
   Forbidden,
@@ -19,7 +21,7 @@ export {
   StoreTimeout,
   Unauthorized
 } from "./errors/errors.js"
-export { DataDirRefused, ServerStartError } from "./errors/startup.js"
+export { DataDirRefused, KeyringUnavailable, ServerStartError } from "./errors/startup.js"
 export { UsageError } from "./errors/usage.js"
 export { toWireError, type WireError } from "./errors/wire-error.js"
 export * as AccessPolicyLive from "./layers/AccessPolicyLive.js"
@@ -29,6 +31,9 @@ export * as FileKeyStorage from "./layers/FileKeyStorage.js"
 export * as FileTokenStore from "./layers/FileTokenStore.js"
 export type { HostKeyStorage, HostTokenStore } from "./layers/HostStores.js"
 export * as HostStores from "./layers/HostStores.js"
+export * as KeyringKeyStorage from "./layers/KeyringKeyStorage.js"
+export * as KeyringTokenStore from "./layers/KeyringTokenStore.js"
+export * as KeyringClient from "./layers/keyring/keyring-client.js"
 export * as OAuthTokenRefresher from "./layers/OAuthTokenRefresher.js"
 export * as PeerVerifierNative from "./layers/PeerVerifierNative.js"
 export * as ProvidersFile from "./layers/ProvidersFile.js"
@@ -36,6 +41,7 @@ export * as RateLimiterLive from "./layers/RateLimiterLive.js"
 export * as RefreshCoordinatorLive from "./layers/RefreshCoordinatorLive.js"
 export * as StderrLogger from "./layers/StderrLogger.js"
 export * as StoreDeadline from "./layers/StoreDeadline.js"
+export { type StoreLayers, storeLayers } from "./layers/StoreLayers.js"
 export * as TokenRenewalLive from "./layers/TokenRenewalLive.js"
 export { encodeFrame, FrameDecoder } from "./protocol/frame.js"
 export {

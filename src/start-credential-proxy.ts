@@ -3,10 +3,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { resolveDataDir } from "./config/data-dir.js"
-import * as FileKeyStorage from "./layers/FileKeyStorage.js"
-import * as FileTokenStore from "./layers/FileTokenStore.js"
+import type { StoreKind } from "./config/store-kind.js"
 import * as HostStores from "./layers/HostStores.js"
 import type { LogLevelName } from "./layers/StderrLogger.js"
+import { storeLayers } from "./layers/StoreLayers.js"
 import { runServer } from "./server/run-server.js"
 import type { StatusSnapshot } from "./server/ServerStatus.js"
 
@@ -14,6 +14,8 @@ import type { StatusSnapshot } from "./server/ServerStatus.js"
 export interface CredentialProxyOptions {
   /** Default: `$CREDPROXY_HOME`, else `${XDG_DATA_HOME:-~/.local/share}/credproxy`. */
   readonly dataDir?: string
+  /** Where credentials are kept (docs/PROTOCOL.md §21): `"file"` (default) or `"keyring"`, the OS keyring. */
+  readonly store?: StoreKind
   readonly socketDir?: string
   readonly allow?: ReadonlyArray<string>
   readonly allowKeys?: ReadonlyArray<string>
@@ -28,9 +30,9 @@ export interface CredentialProxyOptions {
   /** Confirm on first use: each credential's first use by each sandbox waits for `credproxy approve`. */
   readonly confirm?: boolean
   readonly logLevel?: LogLevelName
-  /** The host program's own token store, served instead of the file store. */
+  /** The host program's own token store, served instead of credproxy's store. */
   readonly tokenStore?: HostStores.HostTokenStore
-  /** The host program's own API key storage, served instead of the file store. */
+  /** The host program's own API key storage, served instead of credproxy's store. */
   readonly keyStorage?: HostStores.HostKeyStorage
 }
 
@@ -45,8 +47,8 @@ export interface CredentialProxy {
 /**
  * The proxy for a host program that is not written with Effect: resolves
  * once the socket is listening. Rejects with the typed startup error
- * (`UsageError`, `ServerStartError`, `DataDirRefused`, `StoreFailure`) when
- * it cannot start. With `tokenStore` / `keyStorage` it serves the host's own
+ * (`UsageError`, `ServerStartError`, `DataDirRefused`, `KeyringUnavailable`,
+ * `StoreFailure`) when it cannot start. With `tokenStore` / `keyStorage` it serves the host's own
  * Promise-based stores: each call gets credproxy's deadline, a failure or a
  * hang is `INTERNAL_ERROR` on the socket (never the host's message), and
  * credproxy serialises its own writes per provider:bucket.
@@ -59,10 +61,7 @@ export const startCredentialProxy = async (
   const stores =
     tokenStore === undefined && keyStorage === undefined
       ? undefined
-      : HostStores.layer(
-          { tokenStore, keyStorage },
-          { tokens: FileTokenStore.layer(dataDir), keys: FileKeyStorage.layer(dataDir) }
-        )
+      : HostStores.layer({ tokenStore, keyStorage }, storeLayers(options.store ?? "file", dataDir))
   const scope = Effect.runSync(Scope.make())
   const started = await Effect.runPromiseExit(
     runServer({ ...serveOptions, dataDir }, { stores }).pipe(Scope.extend(scope))

@@ -5,14 +5,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { StoreFailure } from "../src/errors/errors.js"
-import * as FileKeyStorage from "../src/layers/FileKeyStorage.js"
 import * as FileTokenStore from "../src/layers/FileTokenStore.js"
 import { TokenStore } from "../src/services/TokenStore.js"
 import { FrameClient, type Json } from "./support/frame-client.js"
 import * as MemoryStores from "./support/memory-stores.js"
-import { startServer, type TestServer } from "./support/server.js"
+import { startServer } from "./support/server.js"
+import { harnessTitle, SOCKET_HARNESSES } from "./support/socket-harness.js"
 
-const open = (server: TestServer) => Effect.promise(() => FrameClient.open(server.socketPath))
+const open = (server: { readonly socketPath: string }) =>
+  Effect.promise(() => FrameClient.open(server.socketPath))
 const call = (client: FrameClient, op: string, payload?: Json, id?: string) =>
   Effect.promise(() => client.request(op, payload, id))
 
@@ -32,168 +33,176 @@ const seedToken = (dataDir: string, provider: string, bucket: string, value: Jso
     Effect.flatMap(FileTokenStore.make(dataDir), (store) => store.save({ provider, bucket }, value))
   )
 
-const seedKey = (dataDir: string, name: string, value: string) =>
-  Effect.scoped(Effect.flatMap(FileKeyStorage.make(dataDir), (keys) => keys.set(name, value)))
-
-const readStored = (dataDir: string, provider: string, bucket: string) =>
-  Effect.scoped(
-    Effect.flatMap(FileTokenStore.make(dataDir), (store) => store.getLatest({ provider, bucket }))
-  )
-
-describe("token operations over the socket, on the file store", () => {
-  it.scoped("get_token answers the sanitized token with passthrough fields; bucket defaults to default", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* seedToken(server.dataDir, "anthropic", "default", token())
-      const client = yield* open(server)
-      const reply = yield* call(client, "get_token", { provider: "anthropic" }, "a-1")
-      expect(reply).toEqual({
-        v: 1,
-        id: "a-1",
-        ok: true,
-        data: {
-          access_token: "at-secret-1",
-          expiry: 1_900_000_000,
-          token_type: "Bearer",
-          scope: "openid",
-          account_id: "acct-7"
-        }
-      })
-      const explicit = yield* call(client, "get_token", { provider: "anthropic", bucket: "default" })
-      expect(explicit.data).toEqual(reply.data)
-      const missing = yield* call(client, "get_token", { provider: "anthropic", bucket: "work" }, "a-2")
-      expect(missing).toMatchObject({ v: 1, id: "a-2", ok: false, code: "NOT_FOUND" })
-      client.close()
-    })
-  )
-
-  it.scoped("save_token drops the incoming refresh token, merges, and keeps the stored one", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* seedToken(server.dataDir, "anthropic", "work", token())
-      const client = yield* open(server)
-      const saved = yield* call(client, "save_token", {
-        provider: "anthropic",
-        bucket: "work",
-        token: {
-          access_token: "at-new",
-          expiry: 1_950_000_000,
-          token_type: "Bearer",
-          refresh_token: "rt-from-sandbox",
-          extra: { a: 1 }
-        }
-      })
-      expect(saved).toMatchObject({ ok: true, data: {} })
-      const stored = yield* readStored(server.dataDir, "anthropic", "work")
-      expect(stored).toEqual({ ...token(), access_token: "at-new", expiry: 1_950_000_000, extra: { a: 1 } })
-      const fresh = yield* call(client, "save_token", {
-        provider: "fresh",
-        token: { access_token: "at-f", expiry: 1, token_type: "Bearer", refresh_token: "rt-sandbox" }
-      })
-      expect(fresh.ok).toBe(true)
-      expect(yield* readStored(server.dataDir, "fresh", "default")).toEqual({
-        access_token: "at-f",
-        expiry: 1,
-        token_type: "Bearer"
-      })
-      const got = yield* call(client, "get_token", { provider: "anthropic", bucket: "work" })
-      expect(got.data.access_token).toBe("at-new")
-      expect(got.data.refresh_token).toBeUndefined()
-      client.close()
-    })
-  )
-
-  it.scoped("save_token rejects a malformed token and names the field", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      const client = yield* open(server)
-      const cases: ReadonlyArray<[Json, string]> = [
-        [{ access_token: "", expiry: 1, token_type: "Bearer" }, "access_token"],
-        [{ access_token: "x", token_type: "Bearer" }, "expiry"],
-        [{ access_token: "x", expiry: "soon", token_type: "Bearer" }, "expiry"],
-        [{ access_token: "x", expiry: 1 }, "token_type"],
-        [{ access_token: "x", expiry: 1, token_type: "Bearer", refresh_token: 5 }, "refresh_token"],
-        ["not an object", "token"]
-      ]
-      for (const [bad, field] of cases) {
-        const reply = yield* call(client, "save_token", { provider: "p", token: bad }, "bad")
-        expect(reply).toMatchObject({ id: "bad", ok: false, code: "INVALID_REQUEST" })
-        expect(reply.error).toContain(field)
-      }
-      expect(yield* call(client, "list_providers")).toMatchObject({ data: { providers: [] } })
-      client.close()
-    })
-  )
-
-  it.scoped("concurrent save_tokens on one key lose no field", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* seedToken(server.dataDir, "p", "default", token())
-      const clients = yield* Effect.all(Array.from({ length: 4 }, () => open(server)))
-      const replies = yield* Effect.all(
-        Array.from({ length: 40 }, (_, i) =>
-          call(clients[i % 4]!, "save_token", {
-            provider: "p",
-            token: { access_token: `at-${i}`, expiry: i, token_type: "Bearer", [`field_${i}`]: i }
+for (const harness of SOCKET_HARNESSES) {
+  describe.skipIf(harness.missing !== undefined)(
+    harnessTitle(harness, "token operations over the socket"),
+    () => {
+      it.scoped(
+        "get_token answers the sanitized token with passthrough fields; bucket defaults to default",
+        () =>
+          Effect.gen(function* () {
+            const server = yield* harness.start()
+            yield* server.seedToken("anthropic", "default", token())
+            const client = yield* open(server)
+            const reply = yield* call(client, "get_token", { provider: "anthropic" }, "a-1")
+            expect(reply).toEqual({
+              v: 1,
+              id: "a-1",
+              ok: true,
+              data: {
+                access_token: "at-secret-1",
+                expiry: 1_900_000_000,
+                token_type: "Bearer",
+                scope: "openid",
+                account_id: "acct-7"
+              }
+            })
+            const explicit = yield* call(client, "get_token", { provider: "anthropic", bucket: "default" })
+            expect(explicit.data).toEqual(reply.data)
+            const missing = yield* call(client, "get_token", { provider: "anthropic", bucket: "work" }, "a-2")
+            expect(missing).toMatchObject({ v: 1, id: "a-2", ok: false, code: "NOT_FOUND" })
+            client.close()
           })
-        ),
-        { concurrency: "unbounded" }
       )
-      expect(replies.every((r) => r.ok)).toBe(true)
-      const stored = yield* readStored(server.dataDir, "p", "default")
-      for (let i = 0; i < 40; i++) expect(stored?.[`field_${i}`]).toBe(i)
-      expect(stored?.refresh_token).toBe("rt-secret-1")
-      for (const client of clients) client.close()
-    })
-  )
 
-  it.scoped("remove_token deletes, and succeeds when nothing was stored", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* seedToken(server.dataDir, "p", "b", token())
-      const client = yield* open(server)
-      expect(yield* call(client, "remove_token", { provider: "p", bucket: "b" })).toMatchObject({
-        ok: true,
-        data: {}
-      })
-      expect(yield* readStored(server.dataDir, "p", "b")).toBeUndefined()
-      expect((yield* call(client, "get_token", { provider: "p", bucket: "b" })).code).toBe("NOT_FOUND")
-      expect(yield* call(client, "remove_token", { provider: "never" })).toMatchObject({ ok: true, data: {} })
-      client.close()
-    })
-  )
-
-  it.scoped("list_providers, list_buckets and get_bucket_stats", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* seedToken(server.dataDir, "anthropic", "default", token())
-      yield* seedToken(server.dataDir, "anthropic", "work", token())
-      yield* seedToken(server.dataDir, "openai", "default", token())
-      const client = yield* open(server)
-      expect((yield* call(client, "list_providers", {})).data.providers.sort()).toEqual([
-        "anthropic",
-        "openai"
-      ])
-      expect((yield* call(client, "list_buckets", { provider: "anthropic" })).data.buckets.sort()).toEqual([
-        "default",
-        "work"
-      ])
-      expect((yield* call(client, "list_buckets", { provider: "nobody" })).data).toEqual({ buckets: [] })
-      expect(
-        (yield* call(client, "get_bucket_stats", { provider: "anthropic", bucket: "work" })).data
-      ).toEqual({
-        bucket: "work",
-        requestCount: 0,
-        percentage: 0
-      })
-      expect((yield* call(client, "get_bucket_stats", { provider: "anthropic" })).data.bucket).toBe("default")
-      expect((yield* call(client, "get_bucket_stats", { provider: "openai", bucket: "x" })).code).toBe(
-        "NOT_FOUND"
+      it.scoped("save_token drops the incoming refresh token, merges, and keeps the stored one", () =>
+        Effect.gen(function* () {
+          const server = yield* harness.start()
+          yield* server.seedToken("anthropic", "work", token())
+          const client = yield* open(server)
+          const saved = yield* call(client, "save_token", {
+            provider: "anthropic",
+            bucket: "work",
+            token: {
+              access_token: "at-new",
+              expiry: 1_950_000_000,
+              token_type: "Bearer",
+              refresh_token: "rt-from-sandbox",
+              extra: { a: 1 }
+            }
+          })
+          expect(saved).toMatchObject({ ok: true, data: {} })
+          const stored = yield* server.readStored("anthropic", "work")
+          expect(stored).toEqual({
+            ...token(),
+            access_token: "at-new",
+            expiry: 1_950_000_000,
+            extra: { a: 1 }
+          })
+          const fresh = yield* call(client, "save_token", {
+            provider: "fresh",
+            token: { access_token: "at-f", expiry: 1, token_type: "Bearer", refresh_token: "rt-sandbox" }
+          })
+          expect(fresh.ok).toBe(true)
+          expect(yield* server.readStored("fresh", "default")).toEqual({
+            access_token: "at-f",
+            expiry: 1,
+            token_type: "Bearer"
+          })
+          const got = yield* call(client, "get_token", { provider: "anthropic", bucket: "work" })
+          expect(got.data.access_token).toBe("at-new")
+          expect(got.data.refresh_token).toBeUndefined()
+          client.close()
+        })
       )
-      client.close()
-    })
+
+      it.scoped("save_token rejects a malformed token and names the field", () =>
+        Effect.gen(function* () {
+          const server = yield* harness.start()
+          const client = yield* open(server)
+          const cases: ReadonlyArray<[Json, string]> = [
+            [{ access_token: "", expiry: 1, token_type: "Bearer" }, "access_token"],
+            [{ access_token: "x", token_type: "Bearer" }, "expiry"],
+            [{ access_token: "x", expiry: "soon", token_type: "Bearer" }, "expiry"],
+            [{ access_token: "x", expiry: 1 }, "token_type"],
+            [{ access_token: "x", expiry: 1, token_type: "Bearer", refresh_token: 5 }, "refresh_token"],
+            ["not an object", "token"]
+          ]
+          for (const [bad, field] of cases) {
+            const reply = yield* call(client, "save_token", { provider: "p", token: bad }, "bad")
+            expect(reply).toMatchObject({ id: "bad", ok: false, code: "INVALID_REQUEST" })
+            expect(reply.error).toContain(field)
+          }
+          expect(yield* call(client, "list_providers")).toMatchObject({ data: { providers: [] } })
+          client.close()
+        })
+      )
+
+      it.scoped("concurrent save_tokens on one key lose no field", () =>
+        Effect.gen(function* () {
+          const server = yield* harness.start()
+          yield* server.seedToken("p", "default", token())
+          const clients = yield* Effect.all(Array.from({ length: 4 }, () => open(server)))
+          const replies = yield* Effect.all(
+            Array.from({ length: 40 }, (_, i) =>
+              call(clients[i % 4]!, "save_token", {
+                provider: "p",
+                token: { access_token: `at-${i}`, expiry: i, token_type: "Bearer", [`field_${i}`]: i }
+              })
+            ),
+            { concurrency: "unbounded" }
+          )
+          expect(replies.every((r) => r.ok)).toBe(true)
+          const stored = yield* server.readStored("p", "default")
+          for (let i = 0; i < 40; i++) expect(stored?.[`field_${i}`]).toBe(i)
+          expect(stored?.refresh_token).toBe("rt-secret-1")
+          for (const client of clients) client.close()
+        })
+      )
+
+      it.scoped("remove_token deletes, and succeeds when nothing was stored", () =>
+        Effect.gen(function* () {
+          const server = yield* harness.start()
+          yield* server.seedToken("p", "b", token())
+          const client = yield* open(server)
+          expect(yield* call(client, "remove_token", { provider: "p", bucket: "b" })).toMatchObject({
+            ok: true,
+            data: {}
+          })
+          expect(yield* server.readStored("p", "b")).toBeUndefined()
+          expect((yield* call(client, "get_token", { provider: "p", bucket: "b" })).code).toBe("NOT_FOUND")
+          expect(yield* call(client, "remove_token", { provider: "never" })).toMatchObject({
+            ok: true,
+            data: {}
+          })
+          client.close()
+        })
+      )
+
+      it.scoped("list_providers, list_buckets and get_bucket_stats", () =>
+        Effect.gen(function* () {
+          const server = yield* harness.start()
+          yield* server.seedToken("anthropic", "default", token())
+          yield* server.seedToken("anthropic", "work", token())
+          yield* server.seedToken("openai", "default", token())
+          const client = yield* open(server)
+          expect((yield* call(client, "list_providers", {})).data.providers.sort()).toEqual([
+            "anthropic",
+            "openai"
+          ])
+          expect(
+            (yield* call(client, "list_buckets", { provider: "anthropic" })).data.buckets.sort()
+          ).toEqual(["default", "work"])
+          expect((yield* call(client, "list_buckets", { provider: "nobody" })).data).toEqual({ buckets: [] })
+          expect(
+            (yield* call(client, "get_bucket_stats", { provider: "anthropic", bucket: "work" })).data
+          ).toEqual({
+            bucket: "work",
+            requestCount: 0,
+            percentage: 0
+          })
+          expect((yield* call(client, "get_bucket_stats", { provider: "anthropic" })).data.bucket).toBe(
+            "default"
+          )
+          expect((yield* call(client, "get_bucket_stats", { provider: "openai", bucket: "x" })).code).toBe(
+            "NOT_FOUND"
+          )
+          client.close()
+        })
+      )
+    }
   )
-})
+}
 
 describe("a store that fails", () => {
   it.scoped(
@@ -268,24 +277,26 @@ describe("a store that fails", () => {
   )
 })
 
-describe("API key operations", () => {
-  it.scoped("get_api_key, has_api_key, list_api_keys", () =>
-    Effect.gen(function* () {
-      const server = yield* startServer()
-      yield* seedKey(server.dataDir, "openai", "sk-secret-value")
-      yield* seedKey(server.dataDir, "gemini@work", "g-secret")
-      const client = yield* open(server)
-      expect((yield* call(client, "get_api_key", { name: "openai" })).data).toEqual({
-        key: "sk-secret-value"
+for (const harness of SOCKET_HARNESSES) {
+  describe.skipIf(harness.missing !== undefined)(harnessTitle(harness, "API key operations"), () => {
+    it.scoped("get_api_key, has_api_key, list_api_keys", () =>
+      Effect.gen(function* () {
+        const server = yield* harness.start()
+        yield* server.seedKey("openai", "sk-secret-value")
+        yield* server.seedKey("gemini@work", "g-secret")
+        const client = yield* open(server)
+        expect((yield* call(client, "get_api_key", { name: "openai" })).data).toEqual({
+          key: "sk-secret-value"
+        })
+        expect((yield* call(client, "get_api_key", { name: "nope" })).code).toBe("NOT_FOUND")
+        expect((yield* call(client, "has_api_key", { name: "openai" })).data).toEqual({ exists: true })
+        expect((yield* call(client, "has_api_key", { name: "nope" })).data).toEqual({ exists: false })
+        expect((yield* call(client, "list_api_keys")).data.keys.sort()).toEqual(["gemini@work", "openai"])
+        client.close()
       })
-      expect((yield* call(client, "get_api_key", { name: "nope" })).code).toBe("NOT_FOUND")
-      expect((yield* call(client, "has_api_key", { name: "openai" })).data).toEqual({ exists: true })
-      expect((yield* call(client, "has_api_key", { name: "nope" })).data).toEqual({ exists: false })
-      expect((yield* call(client, "list_api_keys")).data.keys.sort()).toEqual(["gemini@work", "openai"])
-      client.close()
-    })
-  )
-})
+    )
+  })
+}
 
 describe("requests that fail validation (PROTOCOL.md §5, §8, §14)", () => {
   it.scoped("ids: unusable → INVALID_REQUEST without id; usable id is echoed on every failure", () =>

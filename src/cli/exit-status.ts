@@ -1,8 +1,9 @@
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import type { CopyNotVerified } from "../errors/copy.js"
 import type { NotFound, StoreError } from "../errors/errors.js"
-import type { DataDirRefused, ServerStartError } from "../errors/startup.js"
+import type { DataDirRefused, KeyringUnavailable, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
 import type { RefreshError } from "../services/RefreshCoordinator.js"
 import type { AdminCallFailed } from "./admin-client.js"
@@ -23,14 +24,18 @@ export type CliError =
   | UsageError
   | ServerStartError
   | DataDirRefused
+  | KeyringUnavailable
   | NotFound
   | StoreError
+  | CopyNotVerified
   | RefreshError
   | AdminCallFailed
 
 /**
  * The one place where a command's outcome becomes a message on stderr and an
- * exit status: 2 for bad arguments or input (the message says what to fix),
+ * exit status: 2 for bad arguments or input and a store that cannot be
+ * opened (a refused data directory, an unusable keyring; the message says
+ * what to fix),
  * 1 for something not found or a store or provider that failed, a child's
  * own status for `exec`, 0 otherwise. @effect/cli has already printed its
  * own validation errors.
@@ -46,6 +51,7 @@ export const withExitStatus = <R>(
       UsageError: (error) => report(error.message, EXIT_USAGE),
       ServerStartError: (error) => report(error.message, EXIT_USAGE),
       DataDirRefused: (error) => report(error.message, EXIT_USAGE),
+      KeyringUnavailable: (error) => report(error.message, EXIT_USAGE),
       NotFound: (error) => report(error.message, EXIT_NOT_FOUND)
     }),
     Effect.catchAll((error) => report(error.message, EXIT_FAILURE))

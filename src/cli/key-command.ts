@@ -2,24 +2,28 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import type { StoreKind } from "../config/store-kind.js"
 import { NotFound } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
-import * as FileKeyStorage from "../layers/FileKeyStorage.js"
-import { MAX_FILE_BYTES } from "../layers/file-store/file-read.js"
+import { storeLayers } from "../layers/StoreLayers.js"
 import { KeyStorage } from "../services/KeyStorage.js"
+import { MAX_VALUE_BYTES } from "../services/TokenStore.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
 import { readStdin } from "./stdin.js"
 
 const name = Args.text({ name: "NAME" }).pipe(Args.withDescription("API key name"))
 
-const withKeys = <A, E>(dataDir: string, use: (keys: typeof KeyStorage.Service) => Effect.Effect<A, E>) =>
-  Effect.flatMap(KeyStorage, use).pipe(Effect.provide(FileKeyStorage.layer(dataDir)))
+/** Runs a key command against the chosen store (for the resolved data directory). */
+const withKeys = <A, E>(
+  flags: { readonly dataDir: string; readonly store: StoreKind },
+  use: (keys: typeof KeyStorage.Service) => Effect.Effect<A, E>
+) => Effect.flatMap(KeyStorage, use).pipe(Effect.provide(storeLayers(flags.store, flags.dataDir).keys))
 
 /** One trailing newline (from `echo` or a here-doc) is not part of the key. */
 const dropTrailingNewline = (text: string): string => text.replace(/\r?\n$/, "")
 
-const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags) =>
+const setCommand = Command.make("set", { dataDir: shared.dataDir, store: shared.store, name }, (flags) =>
   Effect.gen(function* () {
     const keyName = yield* requireName(flags.name, "key name")
     const value = dropTrailingNewline(yield* readStdin)
@@ -28,32 +32,35 @@ const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags
         reason: 'no key on standard input; pipe the key in, e.g. printf %s "$KEY" | credproxy key set NAME'
       })
     }
-    // The store reads no file over this, so a larger key could be stored but never served.
-    if (Buffer.byteLength(value) > MAX_FILE_BYTES) {
-      return yield* new UsageError({ reason: `key too large: at most ${MAX_FILE_BYTES} bytes` })
+    // The stores read no value over this, so a larger key could be stored but never served.
+    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) {
+      return yield* new UsageError({ reason: `key too large: at most ${MAX_VALUE_BYTES} bytes` })
     }
-    yield* withKeys(flags.dataDir, (keys) => keys.set(keyName, value))
+    yield* withKeys(flags, (keys) => keys.set(keyName, value))
     yield* Console.error(`stored API key ${keyName}`)
   })
 ).pipe(Command.withDescription("read an API key from stdin and store it (one trailing newline dropped)"))
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
-  withKeys(flags.dataDir, (keys) =>
+const listCommand = Command.make("list", { dataDir: shared.dataDir, store: shared.store }, (flags) =>
+  withKeys(flags, (keys) =>
     Effect.flatMap(keys.list(), (names) => Effect.forEach(names, (n) => Console.log(n)))
   )
 ).pipe(Command.withDescription("list stored API key names, one a line"))
 
-const removeCommand = Command.make("remove", { dataDir: shared.dataDir, name }, (flags) =>
-  Effect.gen(function* () {
-    const keyName = yield* requireName(flags.name, "key name")
-    yield* withKeys(flags.dataDir, (keys) =>
-      Effect.gen(function* () {
-        if (!(yield* keys.has(keyName))) return yield* new NotFound({ what: "api key" })
-        yield* keys.remove(keyName)
-      })
-    )
-    yield* Console.error(`removed API key ${keyName}`)
-  })
+const removeCommand = Command.make(
+  "remove",
+  { dataDir: shared.dataDir, store: shared.store, name },
+  (flags) =>
+    Effect.gen(function* () {
+      const keyName = yield* requireName(flags.name, "key name")
+      yield* withKeys(flags, (keys) =>
+        Effect.gen(function* () {
+          if (!(yield* keys.has(keyName))) return yield* new NotFound({ what: "api key" })
+          yield* keys.remove(keyName)
+        })
+      )
+      yield* Console.error(`removed API key ${keyName}`)
+    })
 ).pipe(Command.withDescription("delete a stored API key"))
 
 export const keyCommand = Command.make("key").pipe(

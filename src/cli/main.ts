@@ -17,6 +17,7 @@ import { providersCommand } from "./providers-command.js"
 import { serveCommand } from "./serve-command.js"
 import { forwardSignal, type StopSignal } from "./signals.js"
 import { statusCommand } from "./status-command.js"
+import { storeCommand } from "./store-command.js"
 import { tokenCommand } from "./token-command.js"
 
 const root = Command.make("credproxy").pipe(
@@ -29,6 +30,7 @@ const root = Command.make("credproxy").pipe(
     approveCommand,
     tokenCommand,
     keyCommand,
+    storeCommand,
     providersCommand
   ])
 )

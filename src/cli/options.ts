@@ -1,6 +1,10 @@
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { resolveDataDir } from "../config/data-dir.js"
+import { resolveStoreKind, STORE_KINDS } from "../config/store-kind.js"
 import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
 
 /**
@@ -17,6 +21,19 @@ export const dataDir = Options.text("data-dir").pipe(
   ),
   Options.optional,
   Options.map((flag) => resolveDataDir(Option.getOrUndefined(flag)))
+)
+
+/** `--store file|keyring`, shared by every command that touches the store; else `$CREDPROXY_STORE`, else `file`. */
+export const store = Options.choice("store", STORE_KINDS).pipe(
+  Options.withDescription(
+    "where credentials are kept: file (the data directory) or keyring (the OS keyring); default: $CREDPROXY_STORE, else file"
+  ),
+  Options.optional,
+  Options.mapEffect((flag) =>
+    Effect.mapError(resolveStoreKind(Option.getOrUndefined(flag)), (error) =>
+      ValidationError.invalidValue(HelpDoc.p(error.reason))
+    )
+  )
 )
 
 /** `--bucket B`, absent means "default". */

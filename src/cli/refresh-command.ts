@@ -12,13 +12,14 @@ import { checkedDataDir, providersFile } from "./providers-command.js"
 /**
  * `credproxy token refresh PROVIDER [--bucket B]`: the same coordinator as the
  * `refresh_token` operation (same checks, same lock across processes, so it
- * is safe next to a running server), on the host's file store. Prints the
+ * is safe next to a running server), on the host's store. Prints the
  * sanitized token; a token that is still valid is printed as it is.
  */
 export const refreshCommand = Command.make(
   "refresh",
   {
     dataDir: shared.dataDir,
+    store: shared.store,
     bucket: shared.bucket,
     providers: providersFile,
     provider: Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
@@ -32,7 +33,7 @@ export const refreshCommand = Command.make(
       // Checked before the providers file in it is read (the store checks it again when it opens).
       yield* checkedDataDir(flags.dataDir)
       const token = yield* Effect.flatMap(RefreshCoordinator, (coordinator) => coordinator.refresh(key)).pipe(
-        Effect.provide(refreshLayer(flags.dataDir, flags.providers))
+        Effect.provide(refreshLayer(flags.dataDir, flags.providers, flags.store))
       )
       yield* Console.log(JSON.stringify(sanitizeToken(token), null, 2))
     })

@@ -17,6 +17,7 @@ import { providersFile } from "./providers-command.js"
 /** The options of `serve`, reused by `exec`. */
 export const serveOptions = {
   dataDir: shared.dataDir,
+  store: shared.store,
   socketDir: Options.text("socket-dir").pipe(
     Options.withDescription(
       "directory for the socket (default: $TMPDIR/llxprt-cred-{uid}); must be ours and 0700"
@@ -65,6 +66,7 @@ type ServeFlags = Command.Command.ParseConfig<typeof serveOptions>
 export const toServeOptions = (flags: ServeFlags, capabilityToken: string | undefined): ServeOptions => ({
   capabilityToken,
   dataDir: flags.dataDir,
+  store: flags.store,
   socketDir: Option.getOrUndefined(flags.socketDir),
   allow: flags.allow,
   allowKeys: flags.allowKey,

@@ -5,9 +5,10 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import type { StoreKind } from "../config/store-kind.js"
 import { NotFound } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
-import * as FileTokenStore from "../layers/FileTokenStore.js"
+import { storeLayers } from "../layers/StoreLayers.js"
 import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { fieldIssueOf, formatFieldIssue } from "../protocol/parse-issue.js"
 import { OAuthToken, sanitizeToken, storedTokenBytes } from "../protocol/token.js"
@@ -19,7 +20,7 @@ import { readStdin } from "./stdin.js"
 
 const provider = Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
 /** What every command on one stored token takes. */
-const oneToken = { dataDir: shared.dataDir, bucket: shared.bucket, provider }
+const oneToken = { dataDir: shared.dataDir, store: shared.store, bucket: shared.bucket, provider }
 const decodeToken = Schema.decodeUnknownEither(OAuthToken)
 
 const tokenKey = (flags: { readonly provider: string; readonly bucket: string }) =>
@@ -30,9 +31,11 @@ const tokenKey = (flags: { readonly provider: string; readonly bucket: string })
 
 type Store = typeof TokenStore.Service
 
-/** Runs a token command against the file store of the resolved data directory. */
-const withStore = <A, E>(dataDir: string, use: (store: Store) => Effect.Effect<A, E>) =>
-  Effect.flatMap(TokenStore, use).pipe(Effect.provide(FileTokenStore.layer(dataDir)))
+/** Runs a token command against the chosen store (for the resolved data directory). */
+const withStore = <A, E>(
+  flags: { readonly dataDir: string; readonly store: StoreKind },
+  use: (store: Store) => Effect.Effect<A, E>
+) => Effect.flatMap(TokenStore, use).pipe(Effect.provide(storeLayers(flags.store, flags.dataDir).tokens))
 
 /** Runs `change` holding the key's lock (the one a running server takes too). */
 const underLock = <A, E>(store: Store, key: TokenKey, change: Effect.Effect<A, E>) =>
@@ -67,7 +70,7 @@ const importCommand = Command.make("import", oneToken, (flags) =>
   Effect.gen(function* () {
     const key = yield* tokenKey(flags)
     const token = yield* Effect.flatMap(readStdin, parseToken)
-    yield* withStore(flags.dataDir, (store) => underLock(store, key, store.save(key, token)))
+    yield* withStore(flags, (store) => underLock(store, key, store.save(key, token)))
     yield* Console.error(`stored token for ${key.provider}:${key.bucket}`)
   })
 ).pipe(Command.withDescription("read one JSON token from stdin and store it in full"))
@@ -81,13 +84,13 @@ const showCommand = Command.make(
   (flags) =>
     Effect.gen(function* () {
       const key = yield* tokenKey(flags)
-      const token = yield* withStore(flags.dataDir, (store) => mustExist(store, key))
+      const token = yield* withStore(flags, (store) => mustExist(store, key))
       yield* Console.log(JSON.stringify(flags.reveal ? token : sanitizeToken(token), null, 2))
     })
 ).pipe(Command.withDescription("print the stored token as JSON (without its refresh token unless --reveal)"))
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
-  withStore(flags.dataDir, (store) =>
+const listCommand = Command.make("list", { dataDir: shared.dataDir, store: shared.store }, (flags) =>
+  withStore(flags, (store) =>
     Effect.gen(function* () {
       for (const name of yield* store.listProviders()) {
         for (const bucket of yield* store.listBuckets(name)) yield* Console.log(`${name}:${bucket}`)
@@ -99,7 +102,7 @@ const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
 const removeCommand = Command.make("remove", oneToken, (flags) =>
   Effect.gen(function* () {
     const key = yield* tokenKey(flags)
-    yield* withStore(flags.dataDir, (store) =>
+    yield* withStore(flags, (store) =>
       underLock(store, key, Effect.zipRight(mustExist(store, key), store.remove(key)))
     )
     yield* Console.error(`removed token ${key.provider}:${key.bucket}`)

@@ -92,7 +92,10 @@ export class StoreFailure extends Schema.TaggedError<StoreFailure>()("StoreFailu
     "Link",
     "Unsafe",
     "Moved",
-    "HostStore"
+    "HostStore",
+    "KeyringUnreachable",
+    "KeyringRefused",
+    "KeyringTimeout"
   ),
   code: Schema.optional(Schema.String),
   issue: Schema.optional(FieldIssue)
@@ -121,7 +124,10 @@ const STORE_FAILURES: Record<StoreFailure["reason"], string> = {
   Link: "a symbolic link is where a file of the store belongs",
   Unsafe: "a directory of the store is not private to this user",
   Moved: "a directory of the store was moved during the write",
-  HostStore: "the host's store failed"
+  HostStore: "the host's store failed",
+  KeyringUnreachable: "the keyring cannot be reached",
+  KeyringRefused: "the keyring refused the call (locked, a denied prompt, or its daemon gone)",
+  KeyringTimeout: "the keyring did not answer in time"
 }
 
 /** Node's error code of a failed system call (`ENOENT`, ...), if the value carries one. */

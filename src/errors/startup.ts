@@ -36,3 +36,28 @@ export class DataDirRefused extends Schema.TaggedError<DataDirRefused>()("DataDi
     return problems[this.problem]
   }
 }
+
+/**
+ * The keyring store (`--store keyring`) cannot be used, found when a command
+ * opens it (docs/PROTOCOL.md §21): nothing answers (`Unreachable`: no Secret
+ * Service on the session bus, or no bus), it refused the start-up check
+ * (`Refused`: a locked collection or a denied prompt), it did not answer
+ * within the keyring deadline (`Timeout`), or the keyring library has no
+ * build for this platform (`Unsupported`). Every command exits 2 with the
+ * message, which names the store and what to do.
+ */
+export class KeyringUnavailable extends Schema.TaggedError<KeyringUnavailable>()("KeyringUnavailable", {
+  reason: Schema.Literal("Unreachable", "Refused", "Timeout", "Unsupported"),
+  timeoutMs: Schema.Number
+}) {
+  override get message(): string {
+    const fallback = "or choose the file store with --store file"
+    const problems: Record<typeof this.reason, string> = {
+      Unreachable: `no keyring answers (on Linux: no Secret Service on the D-Bus session bus named by DBUS_SESSION_BUS_ADDRESS); start your keyring daemon (e.g. gnome-keyring-daemon) in this session, ${fallback}`,
+      Refused: `the keyring refused access (its collection is locked, or the unlock prompt was denied); unlock it (e.g. log in to your desktop session) and try again, ${fallback}`,
+      Timeout: `the keyring did not answer within ${this.timeoutMs / 1000} s; check that its daemon is running and responsive, ${fallback}`,
+      Unsupported: `the keyring library has no build for this platform; ${fallback}`
+    }
+    return `keyring store unavailable: ${problems[this.reason]}`
+  }
+}

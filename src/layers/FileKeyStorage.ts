@@ -7,15 +7,18 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { errorCode, StoreFailure } from "../errors/errors.js"
 import type { DataDirRefused } from "../errors/startup.js"
+import { decodeName, encodeName } from "../lib/name-encoding.js"
 import { KeyStorage, type KeyStorageShape } from "../services/KeyStorage.js"
 import { LISTING_LIMIT } from "../services/TokenStore.js"
 import { removeStaleTempFiles, writeFileAtomic } from "./file-store/atomic-file.js"
-import { type Locate, makeFileCache } from "./file-store/file-cache.js"
-import { ABSENT, stampOf } from "./file-store/file-stamp.js"
+import { readFileIfChanged } from "./file-store/file-read.js"
+import { stampOf } from "./file-store/file-stamp.js"
 import { refuseIfMoved, undoIfMoved } from "./file-store/in-place.js"
-import { listFailure, makeListingCache, readEntries } from "./file-store/listing.js"
-import { decodeName, encodeName } from "./file-store/name-encoding.js"
+import { listFailure, readEntries } from "./file-store/listing.js"
 import { openStoreDir } from "./file-store/store-dir.js"
+import { makeListingCache } from "./store-cache/listing-cache.js"
+import { ABSENT } from "./store-cache/stamp.js"
+import { type Look, makeStoreCache } from "./store-cache/store-cache.js"
 
 /**
  * API keys on disk, one file per name: `${dataDir}/keys/<enc(name)>.key`
@@ -41,18 +44,18 @@ export const make = (
     const keys = yield* openStoreDir(dataDir, "keys")
     yield* removeStaleTempFiles(keys, yield* Clock.currentTimeMillis)
     const clock = yield* Effect.clock
-    const cache = makeFileCache<string>({ clock, decode: Either.right })
+    const cache = makeStoreCache<string>({ clock, decode: Either.right })
     yield* Effect.addFinalizer(() => Effect.sync(() => cache.clear()))
 
     const fileOf = (name: string): string => encodeName(name) + KEY_SUFFIX
-    const locate =
-      (name: string): Locate =>
-      (use) =>
+    const look =
+      (name: string): Look =>
+      (before) =>
         Effect.tryPromise({
-          try: () => use(keys.entry(fileOf(name))),
+          try: () => readFileIfChanged(keys.entry(fileOf(name)), before),
           catch: (cause) => StoreFailure.io("get", cause)
         })
-    const get = (name: string) => cache.get(name, locate(name), `keys/${fileOf(name)}`)
+    const get = (name: string) => cache.get(name, look(name), `keys/${fileOf(name)}`)
 
     const listing = makeListingCache(clock, (_: "all") =>
       Effect.tryPromise({

@@ -2,17 +2,15 @@ import type { Dirent } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import { errorCode, StoreFailure } from "../errors/errors.js"
 import type { DataDirRefused } from "../errors/startup.js"
 import * as KeyedLock from "../lib/keyed-lock.js"
-import { fieldIssueOf } from "../protocol/parse-issue.js"
-import { OAuthToken } from "../protocol/token.js"
+import { decodeName, encodeName } from "../lib/name-encoding.js"
+import type { OAuthToken } from "../protocol/token.js"
 import {
   LISTING_LIMIT,
   type TokenFilter,
@@ -21,12 +19,11 @@ import {
   type TokenStoreShape
 } from "../services/TokenStore.js"
 import { removeStaleTempFiles, writeFileAtomic } from "./file-store/atomic-file.js"
-import { type Locate, makeFileCache } from "./file-store/file-cache.js"
 import { lockFile } from "./file-store/file-lock.js"
-import { ABSENT, stampOf } from "./file-store/file-stamp.js"
+import { readFileIfChanged } from "./file-store/file-read.js"
+import { stampOf } from "./file-store/file-stamp.js"
 import { undoIfMoved } from "./file-store/in-place.js"
-import { listFailure, makeListingCache, readEntries } from "./file-store/listing.js"
-import { decodeName, encodeName } from "./file-store/name-encoding.js"
+import { listFailure, readEntries } from "./file-store/listing.js"
 import {
   type ChildOptions,
   openChild,
@@ -34,6 +31,10 @@ import {
   type StoreDir,
   withChild
 } from "./file-store/store-dir.js"
+import { makeListingCache } from "./store-cache/listing-cache.js"
+import { ABSENT } from "./store-cache/stamp.js"
+import { type Look, makeStoreCache } from "./store-cache/store-cache.js"
+import { decodeStoredToken } from "./store-cache/stored-token.js"
 
 /**
  * Tokens on disk, one JSON file per provider:bucket:
@@ -50,14 +51,6 @@ import {
 const TOKEN_SUFFIX = ".json"
 /** Provider directories a listing reads at once (a few, so that a large listing shares the I/O threads). */
 const LISTING_CONCURRENCY = 4
-
-const decodeOAuthToken = Schema.decodeUnknownEither(OAuthToken)
-
-/** A token file's contents; a failure names the invalid field only (values are secrets). */
-const decodeToken = (text: string) =>
-  Either.try({ try: (): unknown => JSON.parse(text), catch: () => undefined }).pipe(
-    Either.flatMap((json) => Either.mapLeft(decodeOAuthToken(json), fieldIssueOf))
-  )
 
 /** A token file's bucket name, or `undefined` for anything else (temp files, lock dirs, links, strays). */
 const bucketOf = (entry: Dirent): string | undefined => {
@@ -85,7 +78,7 @@ export const make = (
   Effect.gen(function* () {
     const tokens = yield* openStoreDir(dataDir, "tokens")
     const clock = yield* Effect.clock
-    const cache = makeFileCache<OAuthToken>({ clock, decode: decodeToken })
+    const cache = makeStoreCache<OAuthToken>({ clock, decode: decodeStoredToken })
     const locks = yield* KeyedLock.make
     yield* Effect.addFinalizer(() => Effect.sync(() => cache.clear()))
 
@@ -97,14 +90,14 @@ export const make = (
       use: (dir: StoreDir) => Effect.Effect<A, E>
     ) => withChild(tokens, encodeName(provider), options, use)
 
-    /** The token file of `key`, for the cache: absent while the provider has no directory. */
-    const locate =
-      (key: TokenKey): Locate =>
-      (use) =>
+    /** A look at the token file of `key`, for the cache: absent while the provider has no directory. */
+    const look =
+      (key: TokenKey): Look =>
+      (before) =>
         // A provider directory that is a link, or not private, reads as absent (and is logged).
         inProvider(key.provider, { create: false, operation: "get", skipRefused: true }, (dir) =>
           Effect.tryPromise({
-            try: () => use(dir.entry(fileOf(key))),
+            try: () => readFileIfChanged(dir.entry(fileOf(key)), before),
             catch: (cause) => StoreFailure.io("get", cause)
           })
         )
@@ -255,8 +248,8 @@ export const make = (
 
     return TokenStore.of({
       cached: (key) => cache.cached(KeyedLock.tokenKeyId(key)),
-      get: (key) => cache.get(KeyedLock.tokenKeyId(key), locate(key), relative(key)),
-      getLatest: (key) => cache.revalidate(KeyedLock.tokenKeyId(key), locate(key), relative(key)),
+      get: (key) => cache.get(KeyedLock.tokenKeyId(key), look(key), relative(key)),
+      getLatest: (key) => cache.revalidate(KeyedLock.tokenKeyId(key), look(key), relative(key)),
       save,
       remove,
       listProviders,

@@ -11,7 +11,7 @@ import { fieldIssueOf } from "../protocol/parse-issue.js"
 import { OAuthToken } from "../protocol/token.js"
 import { KeyStorage, type KeyStorageShape } from "../services/KeyStorage.js"
 import { LISTING_LIMIT, type TokenKey, TokenStore, type TokenStoreShape } from "../services/TokenStore.js"
-import { STORE_REVALIDATE_MS } from "./file-store/file-cache.js"
+import { STORE_REVALIDATE_MS } from "./store-cache/store-cache.js"
 
 /**
  * A host program's own credential stores, Promise-based (PROTOCOL.md §15),

@@ -2,8 +2,7 @@ import * as path from "node:path"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import type { StoreFailure } from "../errors/errors.js"
-import type { DataDirRefused } from "../errors/startup.js"
+import type { StoreKind } from "../config/store-kind.js"
 import { UsageError } from "../errors/usage.js"
 import * as AccessPolicyLive from "../layers/AccessPolicyLive.js"
 import * as AuditTailLive from "../layers/AuditTailLive.js"
@@ -11,14 +10,13 @@ import * as CapabilityGateLive from "../layers/CapabilityGateLive.js"
 import * as ConfirmationsLive from "../layers/ConfirmationsLive.js"
 import * as DesktopNotifier from "../layers/DesktopNotifier.js"
 import * as EffectAuditLog from "../layers/EffectAuditLog.js"
-import * as FileKeyStorage from "../layers/FileKeyStorage.js"
-import * as FileTokenStore from "../layers/FileTokenStore.js"
 import * as OAuthTokenRefresher from "../layers/OAuthTokenRefresher.js"
 import * as PeerVerifierNative from "../layers/PeerVerifierNative.js"
 import * as ProvidersFile from "../layers/ProvidersFile.js"
 import * as RateLimiterLive from "../layers/RateLimiterLive.js"
 import * as RefreshCoordinatorLive from "../layers/RefreshCoordinatorLive.js"
 import * as StoreDeadline from "../layers/StoreDeadline.js"
+import { type StoreOpenError, storeLayers } from "../layers/StoreLayers.js"
 import * as TokenRenewalLive from "../layers/TokenRenewalLive.js"
 import * as AccessPolicy from "../services/AccessPolicy.js"
 import type { AuditLog } from "../services/AuditLog.js"
@@ -34,6 +32,8 @@ import type { ServerServices } from "./serve.js"
 /** What `credproxy serve` and the embedding API accept (PROTOCOL.md §13, §15). */
 export interface ServeOptions {
   readonly dataDir: string
+  /** Where credentials are kept (docs/PROTOCOL.md §21): the data directory's files (default) or the OS keyring. */
+  readonly store?: StoreKind | undefined
   readonly socketDir?: string | undefined
   /** Token patterns `provider[:bucket]`, `*` wildcard; empty allows every token. */
   readonly allow?: ReadonlyArray<string> | undefined
@@ -59,10 +59,8 @@ export interface ServeOptions {
  * program that embeds it and the tests; each defaults to the binary's.
  */
 export interface ServerParts {
-  /** The token store and key storage; default the file stores in `dataDir`. */
-  readonly stores?:
-    | Layer.Layer<TokenStore | KeyStorage, StoreFailure | DataDirRefused | UsageError>
-    | undefined
+  /** The token store and key storage; default the `store` of the options (the file stores in `dataDir`). */
+  readonly stores?: Layer.Layer<TokenStore | KeyStorage, StoreOpenError | UsageError> | undefined
   /** The OAuth providers; default the providers file. */
   readonly providers?: Layer.Layer<OAuthProviders, UsageError> | undefined
   /** What calls a token endpoint; default oauth4webapi over fetch. */
@@ -124,10 +122,7 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
       ...parts.config
     }
     const stores = StoreDeadline.layer(config.storeCallTimeoutMs).pipe(
-      Layer.provide(
-        parts.stores ??
-          Layer.merge(FileTokenStore.layer(options.dataDir), FileKeyStorage.layer(options.dataDir))
-      )
+      Layer.provide(parts.stores ?? storeLayers(options.store ?? "file", options.dataDir).both)
     )
     const refresh = TokenRenewalLive.layer({ jitter: parts.renewalJitter }).pipe(
       Layer.provideMerge(RefreshCoordinatorLive.layer({ providerTimeoutMs: config.providerCallTimeoutMs })),
@@ -139,7 +134,7 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
         )
       )
     )
-    const layer: Layer.Layer<ServerServices, StoreFailure | DataDirRefused | UsageError> = Layer.mergeAll(
+    const layer: Layer.Layer<ServerServices, StoreOpenError | UsageError> = Layer.mergeAll(
       CapabilityGateLive.layer(options.capabilityToken),
       refresh,
       AccessPolicyLive.layer(tokenPatterns, keyPatterns),
@@ -153,13 +148,13 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
     return layer
   })
 
-/** The refresh coordinator on the file store, for host commands that refresh without a server. */
-export const refreshLayer = (dataDir: string, providersFile: string | undefined) =>
+/** The refresh coordinator on the `store` of `dataDir`, for host commands that refresh without a server. */
+export const refreshLayer = (dataDir: string, providersFile: string | undefined, store: StoreKind) =>
   RefreshCoordinatorLive.layer().pipe(
     Layer.provide(
       Layer.mergeAll(
         StoreDeadline.tokens(ServerConfig.defaults.storeCallTimeoutMs).pipe(
-          Layer.provide(FileTokenStore.layer(dataDir))
+          Layer.provide(storeLayers(store, dataDir).tokens)
         ),
         ProvidersFile.layer({ dataDir, file: providersFile }),
         OAuthTokenRefresher.layer

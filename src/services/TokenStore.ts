@@ -28,6 +28,9 @@ export interface TokenFilter {
 /** A listing reads at most this many directory entries (§22), so no listing can stall the others. */
 export const LISTING_LIMIT = 1_000
 
+/** A store refuses to read a stored value (a token's JSON, a key) larger than this: a token is at most 16 KiB, and an answer cannot exceed 64 KiB anyway. */
+export const MAX_VALUE_BYTES = 64 * 1024
+
 /**
  * Holds full OAuth tokens (refresh tokens included). A store may keep what it
  * read in memory, but must show another process's writes within 1 s and its

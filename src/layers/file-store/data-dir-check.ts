@@ -14,7 +14,8 @@ import { ensureDirAsync } from "./atomic-file.js"
  */
 
 /** The data directory's own directories: each is checked by every command, whichever it uses. */
-export const STORE_DIRS = ["tokens", "keys"] as const
+export const STORE_DIRS = ["tokens", "keys", "keyring-locks"] as const
+export type StoreDirName = (typeof STORE_DIRS)[number]
 
 const uid = (): number | undefined => process.getuid?.()
 

@@ -1,7 +1,9 @@
 import { constants, type Stats } from "node:fs"
 import * as fsp from "node:fs/promises"
 import { errorCode } from "../../errors/errors.js"
-import { ABSENT, type Stamp, sameStamp, stampOf } from "./file-stamp.js"
+import { MAX_VALUE_BYTES } from "../../services/TokenStore.js"
+import { ABSENT, type Stamp, type StoreRead, sameStamp } from "../store-cache/stamp.js"
+import { stampOf } from "./file-stamp.js"
 
 /**
  * One bounded look at a file of the store (PROTOCOL.md §22): `lstat` first (a
@@ -9,22 +11,15 @@ import { ABSENT, type Stamp, sameStamp, stampOf } from "./file-stamp.js"
  * read of at most MAX_FILE_BYTES through a descriptor opened `O_NOFOLLOW`.
  */
 
-/** Larger files are refused, and never read whole: a token is at most 16 KiB, and an answer cannot exceed 64 KiB anyway. */
-export const MAX_FILE_BYTES = 64 * 1024
+/** Larger files are refused, and never read whole (the stores' MAX_VALUE_BYTES). */
+export const MAX_FILE_BYTES = MAX_VALUE_BYTES
 
 // O_NONBLOCK keeps a FIFO planted in place of a file from hanging the open; O_NOFOLLOW refuses a link.
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0)
 
-/** What one look found. */
-export type FileRead =
-  | { readonly _tag: "Same" }
-  | { readonly _tag: "Stamp"; readonly stamp: Stamp }
-  | { readonly _tag: "Refused"; readonly reason: "NotAFile" | "TooLarge" }
-  | { readonly _tag: "Read"; readonly stamp: Stamp; readonly text: string; readonly bytes: number }
-
-const SAME: FileRead = { _tag: "Same" }
-const TOO_LARGE: FileRead = { _tag: "Refused", reason: "TooLarge" }
-const NOT_A_FILE: FileRead = { _tag: "Refused", reason: "NotAFile" }
+const SAME: StoreRead = { _tag: "Same" }
+const TOO_LARGE: StoreRead = { _tag: "Refused", reason: "TooLarge" }
+const NOT_A_FILE: StoreRead = { _tag: "Refused", reason: "NotAFile" }
 
 /**
  * The contents of `handle` from its start, or `undefined` once more than
@@ -56,7 +51,7 @@ const lstatOrAbsent = async (file: string): Promise<Stats | undefined> => {
 }
 
 /** Reads the regular file open in `handle`, with the stamp of that very descriptor, so stamp and contents agree. */
-const readOpened = async (handle: fsp.FileHandle): Promise<FileRead> => {
+const readOpened = async (handle: fsp.FileHandle): Promise<StoreRead> => {
   const opened = await handle.stat()
   if (!opened.isFile()) return NOT_A_FILE
   if (opened.size > MAX_FILE_BYTES) return TOO_LARGE
@@ -70,7 +65,7 @@ const readOpened = async (handle: fsp.FileHandle): Promise<FileRead> => {
  * it is absent or a link, its contents when it changed, or a refusal when it
  * is not a regular file or is larger than MAX_FILE_BYTES.
  */
-export const readFileIfChanged = async (file: string, before: Stamp | undefined): Promise<FileRead> => {
+export const readFileIfChanged = async (file: string, before: Stamp | undefined): Promise<StoreRead> => {
   const stats = await lstatOrAbsent(file)
   if (stats === undefined) return { _tag: "Stamp", stamp: ABSENT }
   if (stats.isSymbolicLink()) return { _tag: "Stamp", stamp: { _tag: "Link", ino: stats.ino } }

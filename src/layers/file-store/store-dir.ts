@@ -6,7 +6,7 @@ import type * as Scope from "effect/Scope"
 import { errorCode, StoreFailure } from "../../errors/errors.js"
 import { DataDirRefused } from "../../errors/startup.js"
 import { DIR_MODE } from "./atomic-file.js"
-import { checkDataDir, dirProblem, refusal } from "./data-dir-check.js"
+import { checkDataDir, dirProblem, refusal, type StoreDirName } from "./data-dir-check.js"
 
 /**
  * A directory of the store, held open and addressed through its descriptor
@@ -102,7 +102,7 @@ const openDir = async (at: string, realPath: string, relative: string): Promise<
  */
 export const openStoreDir = (
   dataDir: string,
-  name: string
+  name: StoreDirName
 ): Effect.Effect<StoreDir, StoreFailure | DataDirRefused, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.flatMap(checkDataDir(dataDir, { create: true }), (root) =>

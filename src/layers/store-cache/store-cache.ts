@@ -1,26 +1,30 @@
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import { StoreFailure } from "../../errors/errors.js"
 import type { FieldIssue } from "../../protocol/parse-issue.js"
+import { linkIgnored } from "../file-store/store-links.js"
 import { makeBytesLru } from "./bytes-lru.js"
-import { type FileRead, readFileIfChanged } from "./file-read.js"
-import { ABSENT, type Stamp, sameStamp } from "./file-stamp.js"
-import { linkIgnored } from "./store-links.js"
+import { ABSENT, type Stamp, type StoreRead, sameStamp } from "./stamp.js"
 
 /**
- * An in-memory view of small files that is re-checked against the disk at
- * most every STORE_REVALIDATE_MS (PROTOCOL.md §14: another process's writes
- * show within 1 s). A fresh entry is read synchronously (`cached`, its
- * `Option` prebuilt: no I/O and no allocation), and the same value object is
- * handed out until the file changes, so callers can memoize per object.
+ * An in-memory view of a store's small entries (token files, key files,
+ * keyring entries) that is re-checked against the backing store at most every
+ * STORE_REVALIDATE_MS (PROTOCOL.md §14: another process's writes show within
+ * 1 s). A fresh entry is read synchronously (`cached`, its `Option` prebuilt:
+ * no I/O and no allocation), and the same value object is handed out until
+ * the entry changes, so callers can memoize per object.
  *
- * A change is detected by the file's stamp (`file-stamp.ts`); a file is read
- * only when its stamp changed, and never past MAX_FILE_BYTES (`file-read.ts`).
+ * A change is detected by the entry's stamp (`stamp.ts`): the store's `Look`
+ * answers `Same` while the stamp is unchanged, and only a changed entry is
+ * decoded again.
  *
- * The cache holds at most `maxBytes` of file contents (§22: 8 MiB), counted
- * as the files' sizes in bytes; past it, the least recently used entries are
+ * The cache holds at most `maxBytes` of stored contents (§22: 8 MiB), counted
+ * as their sizes in bytes; past it, the least recently used entries are
  * dropped first (`bytes-lru.ts`).
  */
 
@@ -55,34 +59,35 @@ export const DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 const ENTRY_OVERHEAD_BYTES = 64
 
 /**
- * Runs `use` with the path of the entry's file, or answers `undefined` when
- * the directory it would be in does not exist (so the file is absent).
+ * One look at an entry in the backing store, given the stamp the cache holds
+ * for it: `Same` while it is unchanged, else what is there now; `undefined`
+ * when the place it would be in does not exist (so it is absent).
  */
-export type Locate = <A>(use: (file: string) => Promise<A>) => Effect.Effect<A | undefined, StoreFailure>
+export type Look = (before: Stamp | undefined) => Effect.Effect<StoreRead | undefined, StoreFailure>
 
-export interface FileCacheOptions<A> {
+export interface StoreCacheOptions<A> {
   readonly clock: Clock.Clock
-  /** Turns file contents into a value; a failure names the invalid field at most, never the contents (secrets). */
+  /** Turns stored contents into a value; a failure names the invalid field at most, never the contents (secrets). */
   readonly decode: (text: string) => Either.Either<A, FieldIssue | undefined>
   readonly maxBytes?: number
 }
 
-export interface FileCache<A> {
+export interface StoreCache<A> {
   /** The value of `id` if it was checked less than STORE_REVALIDATE_MS ago (the hot path), else `None`. */
   readonly cached: (id: string) => Option.Option<A | undefined>
-  /** The value of `id` from memory when it is fresh, else from its file (revalidated). */
-  readonly get: (id: string, locate: Locate, relative: string) => Effect.Effect<A | undefined, StoreFailure>
+  /** The value of `id` from memory when it is fresh, else from the backing store (revalidated). */
+  readonly get: (id: string, look: Look, relative: string) => Effect.Effect<A | undefined, StoreFailure>
   /**
-   * Checks the file now, ignoring the age of the entry: stat, and read and
-   * decode only when the stamp changed. A link where the file belongs reads
-   * as absent and is logged with `relative`, the store-relative name.
+   * Checks the entry now, ignoring the age of what is held: decoded again
+   * only when its stamp changed. A link where a file belongs reads as absent
+   * and is logged with `relative`, the store-relative name.
    */
   readonly revalidate: (
     id: string,
-    locate: Locate,
+    look: Look,
     relative: string
   ) => Effect.Effect<A | undefined, StoreFailure>
-  /** Records this process's own write (or removal) at once; `stamp` is that of the file it wrote. */
+  /** Records this process's own write (or removal) at once; `stamp` is that of what it wrote. */
   readonly remember: (id: string, value: A | undefined, stamp: Stamp) => void
   readonly clear: () => void
   readonly size: () => number
@@ -90,9 +95,9 @@ export interface FileCache<A> {
   readonly bytes: () => number
 }
 
-/** A file's contents as a value, or the `Corrupt` failure naming the invalid field at most. */
+/** Stored contents as a value, or the `Corrupt` failure naming the invalid field at most. */
 const decodeOrFail = <A>(
-  decode: FileCacheOptions<A>["decode"],
+  decode: StoreCacheOptions<A>["decode"],
   text: string
 ): Effect.Effect<A, StoreFailure> => {
   const decoded = decode(text)
@@ -103,7 +108,7 @@ const decodeOrFail = <A>(
   )
 }
 
-export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => {
+export const makeStoreCache = <A>(options: StoreCacheOptions<A>): StoreCache<A> => {
   const { clock, decode } = options
   const entries = makeBytesLru<CacheEntry<A>>(options.maxBytes ?? DEFAULT_MAX_BYTES)
 
@@ -160,7 +165,7 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
     relative: string,
     before: CacheEntry<A> | undefined,
     startedAt: number,
-    result: FileRead | undefined
+    result: StoreRead | undefined
   ): Effect.Effect<A | undefined, StoreFailure> => {
     if (result === undefined) return settleStamp(id, relative, before, ABSENT, startedAt)
     switch (result._tag) {
@@ -181,19 +186,14 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
     }
   }
 
-  const revalidate = (
-    id: string,
-    locate: Locate,
-    relative: string
-  ): Effect.Effect<A | undefined, StoreFailure> =>
+  const revalidate = (id: string, look: Look, relative: string): Effect.Effect<A | undefined, StoreFailure> =>
     Effect.suspend(() => {
       const before = entries.peek(id)
       // The check counts from when it started: anything written after that is caught by the next one.
       const startedAt = clock.unsafeCurrentTimeMillis()
       if (before !== undefined) before.revalidating = true
-      const checked = Effect.flatMap(
-        locate((file) => readFileIfChanged(file, before?.stamp)),
-        (result) => settle(id, relative, before, startedAt, result)
+      const checked = Effect.flatMap(look(before?.stamp), (result) =>
+        settle(id, relative, before, startedAt, result)
       )
       return before === undefined
         ? checked
@@ -205,14 +205,43 @@ export const makeFileCache = <A>(options: FileCacheOptions<A>): FileCache<A> => 
           )
     })
 
-  const get = (id: string, locate: Locate, relative: string): Effect.Effect<A | undefined, StoreFailure> =>
+  /**
+   * Checks under way for `get`, by id: a read that finds the entry stale
+   * while another read's check of it is still running waits for that check
+   * instead of starting its own, so a burst of requests for one stale entry
+   * costs one look at the backing store (one D-Bus round trip for the
+   * keyring), not one per request. `revalidate` (`getLatest`, under the
+   * lock) never joins a check that began before it was asked.
+   */
+  const checks = new Map<string, Deferred.Deferred<A | undefined, StoreFailure>>()
+
+  const get = (id: string, look: Look, relative: string): Effect.Effect<A | undefined, StoreFailure> =>
     Effect.suspend(() => {
       const known = cached(id)
-      return Option.isSome(known) ? Effect.succeed(known.value) : revalidate(id, locate, relative)
+      if (Option.isSome(known)) return Effect.succeed(known.value)
+      const running = checks.get(id)
+      if (running !== undefined) {
+        // A check abandoned by its caller (interrupted) is taken over by the next reader.
+        return Deferred.await(running).pipe(
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? get(id, look, relative) : Effect.failCause(cause)
+          )
+        )
+      }
+      const done = Deferred.unsafeMake<A | undefined, StoreFailure>(FiberId.none)
+      checks.set(id, done)
+      return revalidate(id, look, relative).pipe(
+        Effect.onExit((exit) =>
+          Effect.suspend(() => {
+            if (checks.get(id) === done) checks.delete(id)
+            return Deferred.done(done, exit)
+          })
+        )
+      )
     })
 
   const remember = (id: string, value: A | undefined, stamp: Stamp): void => {
-    const bytes = stamp._tag === "File" ? stamp.size : 0
+    const bytes = stamp._tag === "File" || stamp._tag === "Value" ? stamp.size : 0
     entries.set(id, makeEntry(value, stamp, bytes, clock.unsafeCurrentTimeMillis()))
   }
 
