@@ -12,6 +12,7 @@ import * as Schema from "effect/Schema"
 import { readCapabilityTokenFile } from "../config/capability-token-file.js"
 import { UsageError } from "../errors/usage.js"
 import type { RunningServer } from "../server/serve.js"
+import { type Example, entry } from "./help/command-tree.js"
 import { serveOptions, withServer } from "./serve-command.js"
 import { forwardSignalsTo } from "./signals.js"
 
@@ -40,7 +41,10 @@ const execOptions = {
       "no CMD: print the variables and container flags for wiring a sandbox by hand, then serve"
     )
   ),
-  command: Args.text({ name: "CMD" }).pipe(Args.repeated)
+  command: Args.text({ name: "CMD" }).pipe(
+    Args.withDescription("the command to run and its arguments, after --"),
+    Args.repeated
+  )
 }
 
 /** 128 + N for a child killed by signal N, as shells report it. */
@@ -149,3 +153,16 @@ export const execCommand = Command.make("exec", execOptions, (flags) =>
     "start the proxy, run CMD with LLXPRT_CREDENTIAL_SOCKET set, stop the proxy when CMD exits; exit with CMD's status"
   )
 )
+
+const execExamples: ReadonlyArray<Example> = [
+  {
+    comment: "run a program with the proxy; it finds a capability token on fd 3",
+    line: "credproxy exec --allow anthropic --allow-key openai --capability-token -- my-agent"
+  },
+  {
+    comment: "wire a container by hand: prints the variables and the docker/podman flags, then serves",
+    line: "credproxy exec --print-env --capability-token --allow anthropic --socket-dir /tmp/llxprt-sock"
+  }
+]
+
+export const execEntry = entry(["exec"], execCommand, execExamples)

@@ -30,15 +30,19 @@ export type CliError =
  * The one place where a command's outcome becomes a message on stderr and an
  * exit status: 2 for bad arguments or input (the message says what to fix),
  * 1 for something not found or a store or provider that failed, a child's
- * own status for `exec`, 0 otherwise. @effect/cli has already printed its
- * own validation errors.
+ * own status for `exec`, 0 otherwise. @effect/cli has already printed what
+ * is wrong with the arguments; the line after it says where the usage of
+ * `command` (`credproxy token show`) is.
  */
 export const withExitStatus = <R>(
-  program: Effect.Effect<void, CliError | ValidationError.ValidationError, R>
+  program: Effect.Effect<void, CliError | ValidationError.ValidationError, R>,
+  command: string
 ): Effect.Effect<number, never, R> =>
   program.pipe(
     Effect.as(EXIT_OK),
-    Effect.catchIf(ValidationError.isValidationError, () => Effect.succeed(EXIT_USAGE)),
+    Effect.catchIf(ValidationError.isValidationError, () =>
+      report(`see '${command} --help' for the usage and examples`, EXIT_USAGE)
+    ),
     Effect.catchTags({
       ExitWith: (error) => Effect.succeed(error.status),
       UsageError: (error) => report(error.message, EXIT_USAGE),

@@ -7,6 +7,7 @@ import { UsageError } from "../errors/usage.js"
 import * as FileKeyStorage from "../layers/FileKeyStorage.js"
 import { MAX_FILE_BYTES } from "../layers/file-store/file-read.js"
 import { KeyStorage } from "../services/KeyStorage.js"
+import { type Example, entry } from "./help/command-tree.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
 import { readStdin } from "./stdin.js"
@@ -59,4 +60,30 @@ const removeCommand = Command.make("remove", { dataDir: shared.dataDir, name }, 
 export const keyCommand = Command.make("key").pipe(
   Command.withDescription("manage stored API keys on the host"),
   Command.withSubcommands([setCommand, listCommand, removeCommand])
+)
+
+const setExample: Example = {
+  comment: "store a key without it reaching the shell's history",
+  line: 'printf %s "$OPENAI_API_KEY" | credproxy key set openai'
+}
+
+export const keyEntry = entry(
+  ["key"],
+  keyCommand,
+  [setExample, { comment: "the names of the stored keys", line: "credproxy key list" }],
+  [
+    entry(["key", "set"], setCommand, [
+      setExample,
+      {
+        comment: "from a file (one trailing newline is dropped)",
+        line: "credproxy key set gemini < gemini.key"
+      }
+    ]),
+    entry(["key", "list"], listCommand, [
+      { comment: "the names of the stored keys, one a line", line: "credproxy key list" }
+    ]),
+    entry(["key", "remove"], removeCommand, [
+      { comment: "delete a stored key", line: "credproxy key remove openai" }
+    ])
+  ]
 )

@@ -1,4 +1,7 @@
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { resolveDataDir } from "../config/data-dir.js"
 import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
@@ -12,6 +15,7 @@ export const LOG_LEVEL_ALIAS = "-L"
 
 /** `--data-dir DIR`, shared by every command; resolved with the environment fallbacks. */
 export const dataDir = Options.text("data-dir").pipe(
+  Options.withPseudoName("DIR"),
   Options.withDescription(
     "data directory (default: $CREDPROXY_HOME, else $XDG_DATA_HOME/credproxy, else ~/.local/share/credproxy)"
   ),
@@ -19,23 +23,43 @@ export const dataDir = Options.text("data-dir").pipe(
   Options.map((flag) => resolveDataDir(Option.getOrUndefined(flag)))
 )
 
-/** `--bucket B`, absent means "default". */
+/** `--bucket BUCKET`, absent means "default". */
 export const bucket = Options.text("bucket").pipe(
+  Options.withPseudoName("BUCKET"),
   Options.withDescription("bucket of the provider (default: default)"),
   Options.withDefault("default")
 )
 
 export const logLevel = Options.choice("log-level", LOG_LEVELS).pipe(
   Options.withAlias(LOG_LEVEL_ALIAS.slice(1)),
-  Options.withDescription("how much to log on stderr"),
+  Options.withDescription("how much to log on stderr (default: info)"),
   Options.withDefault("info" as const)
 )
 
 export const logFormat = Options.choice("log-format", ["pretty", "json"] as ReadonlyArray<LogFormat>).pipe(
-  Options.withDescription("pretty for people, json for one JSON object per stderr line"),
+  Options.withDescription("pretty for people (default), json for one JSON object per stderr line"),
   Options.withDefault("pretty" as const)
 )
 
-/** An option that may be given any number of times. */
+/**
+ * `--NAME N`: a whole number of 0 or more. Parsed here rather than with
+ * `Options.integer`, whose message does not name the option.
+ */
+export const wholeNumber = (name: string, placeholder: string) =>
+  Options.text(name).pipe(Options.withPseudoName(placeholder), Options.mapEffect(parseWholeNumber(name)))
+
+/** The value of `--NAME` as a whole number of 0 or more; anything else is a message naming the option. */
+export const parseWholeNumber =
+  (name: string) =>
+  (text: string): Effect.Effect<number, ValidationError.ValidationError> =>
+    /^\d{1,15}$/.test(text)
+      ? Effect.succeed(Number(text))
+      : Effect.fail(
+          ValidationError.invalidValue(
+            HelpDoc.p(`--${name} takes a whole number of 0 or more, not "${text}"`)
+          )
+        )
+
+/** An option that may be given any number of times; the help marks it with `...`. */
 export const repeated = <A>(option: Options.Options<A>, description: string): Options.Options<Array<A>> =>
   option.pipe(Options.withDescription(description), Options.repeated)

@@ -5,10 +5,12 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ProvidersFile from "../config/providers-file.js"
 import { checkDataDir } from "../layers/file-store/data-dir-check.js"
+import { entry } from "./help/command-tree.js"
 import * as shared from "./options.js"
 
 /** `--providers FILE` (PROTOCOL.md §16), for `serve`, `token refresh` and `providers list`. */
 export const providersFile = Options.file("providers").pipe(
+  Options.withPseudoName("FILE"),
   Options.withDescription("OAuth providers file (default: {data dir}/providers.json, which may be missing)"),
   Options.optional,
   Options.map(Option.getOrUndefined)
@@ -37,3 +39,12 @@ export const providersCommand = Command.make("providers").pipe(
   Command.withDescription("OAuth providers the host can refresh tokens with"),
   Command.withSubcommands([listCommand])
 )
+
+const listExamples = [
+  { comment: "the providers of {data dir}/providers.json", line: "credproxy providers list" },
+  { comment: "the providers of another file", line: "credproxy providers list --providers ./providers.json" }
+]
+
+export const providersEntry = entry(["providers"], providersCommand, listExamples.slice(0, 1), [
+  entry(["providers", "list"], listCommand, listExamples)
+])

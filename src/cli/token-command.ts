@@ -12,9 +12,10 @@ import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { fieldIssueOf, formatFieldIssue } from "../protocol/parse-issue.js"
 import { OAuthToken, sanitizeToken, storedTokenBytes } from "../protocol/token.js"
 import { type TokenKey, TokenStore } from "../services/TokenStore.js"
+import { type Example, entry } from "./help/command-tree.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
-import { refreshCommand } from "./refresh-command.js"
+import { refreshCommand, refreshExamples } from "./refresh-command.js"
 import { readStdin } from "./stdin.js"
 
 const provider = Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
@@ -109,4 +110,45 @@ const removeCommand = Command.make("remove", oneToken, (flags) =>
 export const tokenCommand = Command.make("token").pipe(
   Command.withDescription("manage stored OAuth tokens on the host"),
   Command.withSubcommands([importCommand, showCommand, listCommand, removeCommand, refreshCommand])
+)
+
+const importExample: Example = {
+  comment: "store a token as the provider gave it, refresh token included",
+  line: "credproxy token import anthropic < token.json"
+}
+
+export const tokenEntry = entry(
+  ["token"],
+  tokenCommand,
+  [importExample, { comment: "what is stored, one provider:bucket a line", line: "credproxy token list" }],
+  [
+    entry(["token", "import"], importCommand, [
+      importExample,
+      {
+        comment: "a second account of the same provider, in its own bucket",
+        line: "credproxy token import gemini --bucket work < work-token.json"
+      }
+    ]),
+    entry(["token", "show"], showCommand, [
+      {
+        comment: "the token as the sandbox gets it (no refresh token)",
+        line: "credproxy token show anthropic"
+      },
+      {
+        comment: "everything stored for the work bucket, refresh token included",
+        line: "credproxy token show gemini --bucket work --reveal"
+      }
+    ]),
+    entry(["token", "list"], listCommand, [
+      { comment: "every stored token, one provider:bucket a line", line: "credproxy token list" },
+      {
+        comment: "the tokens of another data directory",
+        line: "credproxy token list --data-dir /srv/credproxy"
+      }
+    ]),
+    entry(["token", "remove"], removeCommand, [
+      { comment: "delete the token of the work bucket", line: "credproxy token remove gemini --bucket work" }
+    ]),
+    entry(["token", "refresh"], refreshCommand, refreshExamples)
+  ]
 )
