@@ -92,7 +92,9 @@ const runChild = (
 const awaitExit = (child: ChildProcess, file: string) =>
   Effect.async<number, ExitWith>((resume) => {
     child.once("error", (error: NodeJS.ErrnoException) => {
-      process.stderr.write(`credproxy: cannot start ${file}: ${error.message}\n`)
+      process.stderr.write(
+        `credproxy: cannot start ${file} (${error.code ?? error.message}); check the command's name and PATH\n`
+      )
       resume(Effect.fail(new ExitWith({ status: 127 })))
     })
     child.once("exit", (code, signal) => resume(Effect.succeed(statusOf(code, signal))))
@@ -123,15 +125,13 @@ const printEnvironment = (server: RunningServer, capabilityToken: string | undef
 export const execCommand = Command.make("exec", execOptions, (flags) =>
   Effect.gen(function* () {
     if (flags.printEnv && flags.command.length > 0) {
-      return yield* new UsageError({ reason: "--print-env takes no command; drop CMD or --print-env" })
+      return yield* new UsageError({ reason: "CommandWithPrintEnv", subject: "--print-env" })
     }
     if (!flags.printEnv && flags.command.length === 0) {
-      return yield* new UsageError({ reason: "no command given: credproxy exec [options] -- CMD [ARGS...]" })
+      return yield* new UsageError({ reason: "NoCommand", subject: "CMD" })
     }
     if (flags.capabilityToken && Option.isSome(flags.capabilityTokenFile)) {
-      return yield* new UsageError({
-        reason: "--capability-token generates a token and --capability-token-file names one: give only one"
-      })
+      return yield* new UsageError({ reason: "TwoCapabilityTokens", subject: "--capability-token" })
     }
     // The command gets the token the server requires: a generated one, or the one from the file.
     const capabilityToken = flags.capabilityToken

@@ -3,7 +3,7 @@ import * as Command from "@effect/cli/Command"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { NotFound } from "../errors/errors.js"
-import { UsageError } from "../errors/usage.js"
+import { STANDARD_INPUT, UsageError } from "../errors/usage.js"
 import * as FileKeyStorage from "../layers/FileKeyStorage.js"
 import { MAX_FILE_BYTES } from "../layers/file-store/file-read.js"
 import { KeyStorage } from "../services/KeyStorage.js"
@@ -22,16 +22,18 @@ const dropTrailingNewline = (text: string): string => text.replace(/\r?\n$/, "")
 
 const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags) =>
   Effect.gen(function* () {
-    const keyName = yield* requireName(flags.name, "key name")
+    const keyName = yield* requireName(flags.name, "NAME")
     const value = dropTrailingNewline(yield* readStdin)
     if (value === "") {
-      return yield* new UsageError({
-        reason: 'no key on standard input; pipe the key in, e.g. printf %s "$KEY" | credproxy key set NAME'
-      })
+      return yield* new UsageError({ reason: "EmptyKey", subject: STANDARD_INPUT })
     }
     // The store reads no file over this, so a larger key could be stored but never served.
     if (Buffer.byteLength(value) > MAX_FILE_BYTES) {
-      return yield* new UsageError({ reason: `key too large: at most ${MAX_FILE_BYTES} bytes` })
+      return yield* new UsageError({
+        reason: "KeyTooLarge",
+        subject: STANDARD_INPUT,
+        detail: `${MAX_FILE_BYTES}`
+      })
     }
     yield* withKeys(flags.dataDir, (keys) => keys.set(keyName, value))
     yield* Console.error(`stored API key ${keyName}`)
@@ -46,10 +48,10 @@ const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
 
 const removeCommand = Command.make("remove", { dataDir: shared.dataDir, name }, (flags) =>
   Effect.gen(function* () {
-    const keyName = yield* requireName(flags.name, "key name")
+    const keyName = yield* requireName(flags.name, "NAME")
     yield* withKeys(flags.dataDir, (keys) =>
       Effect.gen(function* () {
-        if (!(yield* keys.has(keyName))) return yield* new NotFound({ what: "api key" })
+        if (!(yield* keys.has(keyName))) return yield* new NotFound({ what: "api key", name: keyName })
         yield* keys.remove(keyName)
       })
     )

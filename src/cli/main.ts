@@ -78,7 +78,9 @@ const program = (argv: ReadonlyArray<string>) => {
 const statusOf = (exit: Exit.Exit<number>): number => {
   if (Exit.isSuccess(exit)) return exit.value
   if (Cause.isInterruptedOnly(exit.cause)) return EXIT_OK
-  process.stderr.write(`credproxy: internal error\n${Cause.pretty(exit.cause)}\n`)
+  process.stderr.write(
+    `credproxy: internal error; please report it with the lines below\n${Cause.pretty(exit.cause)}\n`
+  )
   return EXIT_FAILURE
 }
 

@@ -52,12 +52,18 @@ export class Cancelled extends Schema.TaggedError<Cancelled>()("Cancelled", {}) 
 /** The server is stopping: a request that arrives while it drains is answered at once with this (§21). */
 export class Stopping extends Schema.TaggedError<Stopping>()("Stopping", {}) {}
 
-/** Nothing is stored under the name asked for. */
+/**
+ * Nothing is stored under the name asked for. `name` (`provider:bucket`, a
+ * key's name) is set where a person reads the message: the command line.
+ */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
-  what: Schema.Literal("token", "api key")
+  what: Schema.Literal("token", "api key"),
+  name: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `${this.what} not found`
+    if (this.name === undefined) return `${this.what} not found`
+    const list = this.what === "token" ? "credproxy token list" : "credproxy key list"
+    return `${this.what} ${this.name} not found; '${list}' shows what is stored`
   }
 }
 
@@ -97,7 +103,7 @@ export class StoreFailure extends Schema.TaggedError<StoreFailure>()("StoreFailu
     const what = STORE_FAILURES[this.reason]
     const field =
       this.issue === undefined ? "" : ` (${this.issue.path.join(".") || "token"} ${this.issue.rule})`
-    return `credential store failed to ${this.operation}: ${what}${field}${this.code === undefined ? "" : ` [${this.code}]`}`
+    return `credential store failed to ${this.operation}: ${what}${field}${this.code === undefined ? "" : ` [${this.code}]`}; ${STORE_FIXES[this.reason]}`
   }
 
   /** A failure of the file system or another I/O call; only the error's code is kept. */
@@ -120,6 +126,20 @@ const STORE_FAILURES: Record<StoreFailure["reason"], string> = {
   HostStore: "the host's store failed"
 }
 
+/** What to do about each kind of store failure, for the person reading the message. */
+const STORE_FIXES: Record<StoreFailure["reason"], string> = {
+  Io: "check the data directory's permissions and free space (credproxy doctor)",
+  Corrupt: "remove the entry and store it again",
+  NotAFile: "remove what is there and store the value again",
+  TooLarge: "remove the entry and store it again",
+  Unserializable: "store plain JSON values",
+  LockHeld: "retry once the other credproxy command has finished",
+  Link: "remove the link and store the value again",
+  Unsafe: "chmod 700 the store's directories (credproxy doctor names them)",
+  Moved: "retry, and find out what moves the store's directories",
+  HostStore: "see the host program's own log"
+}
+
 /** Node's error code of a failed system call (`ENOENT`, ...), if the value carries one. */
 export const errorCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
@@ -131,7 +151,7 @@ export class StoreTimeout extends Schema.TaggedError<StoreTimeout>()("StoreTimeo
   operation: StoreOperation
 }) {
   override get message(): string {
-    return `credential store did not finish ${this.operation} in time`
+    return `credential store did not finish ${this.operation} in time; retry, and check the disk that holds the data directory`
   }
 }
 
@@ -235,7 +255,12 @@ export class RefreshFailure extends Schema.TaggedError<RefreshFailure>()("Refres
   }
 
   override get message(): string {
-    return `refresh at provider ${this.provider} failed (${this.detail})`
+    const fix = {
+      Transient: "retry later; credproxy doctor checks that the provider's endpoint answers",
+      Rejected: `import a new token: credproxy token import ${this.provider}`,
+      Invalid: "check the provider's entry in the providers file (credproxy doctor)"
+    }[this.reason]
+    return `refresh at provider ${this.provider} failed (${this.detail}); ${fix}`
   }
 }
 
