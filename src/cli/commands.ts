@@ -1,10 +1,12 @@
 import * as Command from "@effect/cli/Command"
-import { execCommand, execEntry } from "./exec-command.js"
+import { doctorCommand } from "./doctor-command.js"
+import { execCommand } from "./exec-command.js"
 import { entry } from "./help/command-tree.js"
-import { keyCommand, keyEntry } from "./key-command.js"
-import { providersCommand, providersEntry } from "./providers-command.js"
-import { serveCommand, serveEntry } from "./serve-command.js"
-import { tokenCommand, tokenEntry } from "./token-command.js"
+import { keyCommand, listKeysCommand, removeKeyCommand, setCommand } from "./key-command.js"
+import { listProvidersCommand, providersCommand } from "./providers-command.js"
+import { refreshCommand } from "./refresh-command.js"
+import { serveCommand } from "./serve-command.js"
+import { importCommand, listCommand, removeCommand, showCommand, tokenCommand } from "./token-command.js"
 
 /** The binary's name and version, as `--version` and the help print them. */
 export const PROGRAM = "credproxy"
@@ -13,22 +15,32 @@ export const VERSION = "0.1.0"
 /** The `credproxy` command: what @effect/cli parses and runs. */
 export const root = Command.make(PROGRAM).pipe(
   Command.withDescription("host-side credential proxy for sandboxed AI coding agents"),
-  Command.withSubcommands([serveCommand, execCommand, tokenCommand, keyCommand, providersCommand])
+  Command.withSubcommands([
+    serveCommand,
+    execCommand,
+    tokenCommand,
+    keyCommand,
+    providersCommand,
+    doctorCommand
+  ])
 )
 
-/** The same commands with their examples, as the help shows them. */
-export const commandTree = entry(
-  [],
-  root,
-  [
-    {
-      comment: "run a program with the proxy, serving one OAuth provider and one API key",
-      line: "credproxy exec --allow anthropic --allow-key openai --capability-token -- my-agent"
-    },
-    {
-      comment: "store a token on the host for the proxy to serve",
-      line: "credproxy token import anthropic < token.json"
-    }
-  ],
-  [serveEntry, execEntry, tokenEntry, keyEntry, providersEntry]
-)
+/** The same commands as the help shows them, each with its examples (`help/examples.ts`). */
+export const commandTree = entry("", root, [
+  entry("serve", serveCommand),
+  entry("exec", execCommand),
+  entry("token", tokenCommand, [
+    entry("token import", importCommand),
+    entry("token show", showCommand),
+    entry("token list", listCommand),
+    entry("token remove", removeCommand),
+    entry("token refresh", refreshCommand)
+  ]),
+  entry("key", keyCommand, [
+    entry("key set", setCommand),
+    entry("key list", listKeysCommand),
+    entry("key remove", removeKeyCommand)
+  ]),
+  entry("providers", providersCommand, [entry("providers list", listProvidersCommand)]),
+  entry("doctor", doctorCommand)
+])

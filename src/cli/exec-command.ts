@@ -8,16 +8,12 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import { readCapabilityTokenFile } from "../config/capability-token-file.js"
 import { UsageError } from "../errors/usage.js"
 import type { RunningServer } from "../server/serve.js"
-import { type Example, entry } from "./help/command-tree.js"
+import { ExitWith } from "./exit-status.js"
 import { serveOptions, withServer } from "./serve-command.js"
 import { forwardSignalsTo } from "./signals.js"
-
-/** The command's exit status when it is not 0: `exec` exits with its child's status. */
-export class ExitWith extends Schema.TaggedError<ExitWith>()("ExitWith", { status: Schema.Number }) {}
 
 /**
  * How a capability token is handed to a command (fd 3, or the file of
@@ -153,16 +149,3 @@ export const execCommand = Command.make("exec", execOptions, (flags) =>
     "start the proxy, run CMD with LLXPRT_CREDENTIAL_SOCKET set, stop the proxy when CMD exits; exit with CMD's status"
   )
 )
-
-const execExamples: ReadonlyArray<Example> = [
-  {
-    comment: "run a program with the proxy; it finds a capability token on fd 3",
-    line: "credproxy exec --allow anthropic --allow-key openai --capability-token -- my-agent"
-  },
-  {
-    comment: "wire a container by hand: prints the variables and the docker/podman flags, then serves",
-    line: "credproxy exec --print-env --capability-token --allow anthropic --socket-dir /tmp/llxprt-sock"
-  }
-]
-
-export const execEntry = entry(["exec"], execCommand, execExamples)

@@ -1,17 +1,23 @@
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import type { NotFound, StoreError } from "../errors/errors.js"
 import type { DataDirRefused, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
 import type { RefreshError } from "../services/RefreshCoordinator.js"
-import type { ExitWith } from "./exec-command.js"
 
 /** Exit statuses of PROTOCOL.md §13. */
 export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
 export const EXIT_NOT_FOUND = 1
 export const EXIT_USAGE = 2
+
+/**
+ * A command's own exit status when it is not 0 and it has already said why:
+ * `exec` exits with its child's, `doctor` with 1 when a check failed.
+ */
+export class ExitWith extends Schema.TaggedError<ExitWith>()("ExitWith", { status: Schema.Number }) {}
 
 /** Writes `credproxy: MESSAGE` to stderr and gives the status. */
 const report = (message: string, status: number) => Effect.as(Console.error(`credproxy: ${message}`), status)

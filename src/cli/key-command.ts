@@ -7,7 +7,6 @@ import { STANDARD_INPUT, UsageError } from "../errors/usage.js"
 import * as FileKeyStorage from "../layers/FileKeyStorage.js"
 import { MAX_FILE_BYTES } from "../layers/file-store/file-read.js"
 import { KeyStorage } from "../services/KeyStorage.js"
-import { type Example, entry } from "./help/command-tree.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
 import { readStdin } from "./stdin.js"
@@ -20,7 +19,7 @@ const withKeys = <A, E>(dataDir: string, use: (keys: typeof KeyStorage.Service) 
 /** One trailing newline (from `echo` or a here-doc) is not part of the key. */
 const dropTrailingNewline = (text: string): string => text.replace(/\r?\n$/, "")
 
-const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags) =>
+export const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags) =>
   Effect.gen(function* () {
     const keyName = yield* requireName(flags.name, "NAME")
     const value = dropTrailingNewline(yield* readStdin)
@@ -40,13 +39,13 @@ const setCommand = Command.make("set", { dataDir: shared.dataDir, name }, (flags
   })
 ).pipe(Command.withDescription("read an API key from stdin and store it (one trailing newline dropped)"))
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
+export const listKeysCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
   withKeys(flags.dataDir, (keys) =>
     Effect.flatMap(keys.list(), (names) => Effect.forEach(names, (n) => Console.log(n)))
   )
 ).pipe(Command.withDescription("list stored API key names, one a line"))
 
-const removeCommand = Command.make("remove", { dataDir: shared.dataDir, name }, (flags) =>
+export const removeKeyCommand = Command.make("remove", { dataDir: shared.dataDir, name }, (flags) =>
   Effect.gen(function* () {
     const keyName = yield* requireName(flags.name, "NAME")
     yield* withKeys(flags.dataDir, (keys) =>
@@ -61,31 +60,5 @@ const removeCommand = Command.make("remove", { dataDir: shared.dataDir, name }, 
 
 export const keyCommand = Command.make("key").pipe(
   Command.withDescription("manage stored API keys on the host"),
-  Command.withSubcommands([setCommand, listCommand, removeCommand])
-)
-
-const setExample: Example = {
-  comment: "store a key without it reaching the shell's history",
-  line: 'printf %s "$OPENAI_API_KEY" | credproxy key set openai'
-}
-
-export const keyEntry = entry(
-  ["key"],
-  keyCommand,
-  [setExample, { comment: "the names of the stored keys", line: "credproxy key list" }],
-  [
-    entry(["key", "set"], setCommand, [
-      setExample,
-      {
-        comment: "from a file (one trailing newline is dropped)",
-        line: "credproxy key set gemini < gemini.key"
-      }
-    ]),
-    entry(["key", "list"], listCommand, [
-      { comment: "the names of the stored keys, one a line", line: "credproxy key list" }
-    ]),
-    entry(["key", "remove"], removeCommand, [
-      { comment: "delete a stored key", line: "credproxy key remove openai" }
-    ])
-  ]
+  Command.withSubcommands([setCommand, listKeysCommand, removeKeyCommand])
 )

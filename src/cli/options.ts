@@ -13,12 +13,13 @@ import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
  */
 export const LOG_LEVEL_ALIAS = "-L"
 
+export const DATA_DIR_DESCRIPTION =
+  "data directory (default: $CREDPROXY_HOME, else $XDG_DATA_HOME/credproxy, else ~/.local/share/credproxy)"
+
 /** `--data-dir DIR`, shared by every command; resolved with the environment fallbacks. */
 export const dataDir = Options.text("data-dir").pipe(
   Options.withPseudoName("DIR"),
-  Options.withDescription(
-    "data directory (default: $CREDPROXY_HOME, else $XDG_DATA_HOME/credproxy, else ~/.local/share/credproxy)"
-  ),
+  Options.withDescription(DATA_DIR_DESCRIPTION),
   Options.optional,
   Options.map((flag) => resolveDataDir(Option.getOrUndefined(flag)))
 )

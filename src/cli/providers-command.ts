@@ -5,7 +5,6 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ProvidersFile from "../config/providers-file.js"
 import { checkDataDir } from "../layers/file-store/data-dir-check.js"
-import { entry } from "./help/command-tree.js"
 import * as shared from "./options.js"
 
 /** `--providers FILE` (PROTOCOL.md §16), for `serve`, `token refresh` and `providers list`. */
@@ -24,27 +23,21 @@ export const providersFile = Options.file("providers").pipe(
  */
 export const checkedDataDir = (dataDir: string) => checkDataDir(dataDir, { create: false })
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir, providers: providersFile }, (flags) =>
-  checkedDataDir(flags.dataDir).pipe(
-    Effect.zipRight(ProvidersFile.load({ dataDir: flags.dataDir, file: flags.providers })),
-    Effect.flatMap((providers) =>
-      Effect.forEach(providers.map((provider) => provider.name).sort(), (name) => Console.log(name), {
-        discard: true
-      })
+export const listProvidersCommand = Command.make(
+  "list",
+  { dataDir: shared.dataDir, providers: providersFile },
+  (flags) =>
+    checkedDataDir(flags.dataDir).pipe(
+      Effect.zipRight(ProvidersFile.load({ dataDir: flags.dataDir, file: flags.providers })),
+      Effect.flatMap((providers) =>
+        Effect.forEach(providers.map((provider) => provider.name).sort(), (name) => Console.log(name), {
+          discard: true
+        })
+      )
     )
-  )
 ).pipe(Command.withDescription("list the configured OAuth providers, one name a line"))
 
 export const providersCommand = Command.make("providers").pipe(
   Command.withDescription("OAuth providers the host can refresh tokens with"),
-  Command.withSubcommands([listCommand])
+  Command.withSubcommands([listProvidersCommand])
 )
-
-const listExamples = [
-  { comment: "the providers of {data dir}/providers.json", line: "credproxy providers list" },
-  { comment: "the providers of another file", line: "credproxy providers list --providers ./providers.json" }
-]
-
-export const providersEntry = entry(["providers"], providersCommand, listExamples.slice(0, 1), [
-  entry(["providers", "list"], listCommand, listExamples)
-])

@@ -6,7 +6,6 @@ import { NotFound } from "../errors/errors.js"
 import { sanitizeToken } from "../protocol/token.js"
 import { refreshLayer } from "../server/server-layer.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
-import type { Example } from "./help/command-tree.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
 import { checkedDataDir, providersFile } from "./providers-command.js"
@@ -47,14 +46,3 @@ export const refreshCommand = Command.make(
     "refresh a stored token at its provider (unless it is still valid) and print it without its refresh token"
   )
 )
-
-export const refreshExamples: ReadonlyArray<Example> = [
-  {
-    comment: "refresh at the provider unless the token is still valid",
-    line: "credproxy token refresh anthropic"
-  },
-  {
-    comment: "with the providers of another file",
-    line: "credproxy token refresh anthropic --providers ./providers.json"
-  }
-]

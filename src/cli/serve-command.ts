@@ -11,7 +11,6 @@ import { runServer } from "../server/run-server.js"
 import { DEFAULT_RATE_LIMIT, defaults as serverDefaults } from "../server/ServerConfig.js"
 import type { RunningServer } from "../server/serve.js"
 import type { ServeOptions } from "../server/server-layer.js"
-import { type Example, entry } from "./help/command-tree.js"
 import * as shared from "./options.js"
 import { providersFile } from "./providers-command.js"
 
@@ -138,16 +137,3 @@ export const serveCommand = Command.make("serve", serveOptions, (flags) =>
     )
   )
 ).pipe(Command.withDescription("run the credential proxy until SIGINT, SIGTERM or SIGHUP"))
-
-export const serveExamples: ReadonlyArray<Example> = [
-  {
-    comment: "serve two OAuth providers and one API key; every other name is refused",
-    line: "credproxy serve --allow anthropic --allow gemini --allow-key openai"
-  },
-  {
-    comment: "a socket directory to mount into containers; connections may only read what they name",
-    line: "credproxy serve --socket-dir /tmp/llxprt-sock --restrict --allow anthropic"
-  }
-]
-
-export const serveEntry = entry(["serve"], serveCommand, serveExamples)

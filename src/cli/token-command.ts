@@ -12,10 +12,9 @@ import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { fieldIssueOf, formatFieldIssue } from "../protocol/parse-issue.js"
 import { OAuthToken, sanitizeToken, storedTokenBytes } from "../protocol/token.js"
 import { type TokenKey, TokenStore } from "../services/TokenStore.js"
-import { type Example, entry } from "./help/command-tree.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
-import { refreshCommand, refreshExamples } from "./refresh-command.js"
+import { refreshCommand } from "./refresh-command.js"
 import { readStdin } from "./stdin.js"
 
 const provider = Args.text({ name: "PROVIDER" }).pipe(Args.withDescription("provider name"))
@@ -74,7 +73,7 @@ const mustExist = (store: Store, key: TokenKey) =>
       : Effect.succeed(token)
   )
 
-const importCommand = Command.make("import", oneToken, (flags) =>
+export const importCommand = Command.make("import", oneToken, (flags) =>
   Effect.gen(function* () {
     const key = yield* tokenKey(flags)
     const token = yield* Effect.flatMap(readStdin, parseToken)
@@ -83,7 +82,7 @@ const importCommand = Command.make("import", oneToken, (flags) =>
   })
 ).pipe(Command.withDescription("read one JSON token from stdin and store it in full"))
 
-const showCommand = Command.make(
+export const showCommand = Command.make(
   "show",
   {
     ...oneToken,
@@ -97,7 +96,7 @@ const showCommand = Command.make(
     })
 ).pipe(Command.withDescription("print the stored token as JSON (without its refresh token unless --reveal)"))
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
+export const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
   withStore(flags.dataDir, (store) =>
     Effect.gen(function* () {
       for (const name of yield* store.listProviders()) {
@@ -107,7 +106,7 @@ const listCommand = Command.make("list", { dataDir: shared.dataDir }, (flags) =>
   )
 ).pipe(Command.withDescription("list stored tokens, one provider:bucket a line"))
 
-const removeCommand = Command.make("remove", oneToken, (flags) =>
+export const removeCommand = Command.make("remove", oneToken, (flags) =>
   Effect.gen(function* () {
     const key = yield* tokenKey(flags)
     yield* withStore(flags.dataDir, (store) =>
@@ -120,45 +119,4 @@ const removeCommand = Command.make("remove", oneToken, (flags) =>
 export const tokenCommand = Command.make("token").pipe(
   Command.withDescription("manage stored OAuth tokens on the host"),
   Command.withSubcommands([importCommand, showCommand, listCommand, removeCommand, refreshCommand])
-)
-
-const importExample: Example = {
-  comment: "store a token as the provider gave it, refresh token included",
-  line: "credproxy token import anthropic < token.json"
-}
-
-export const tokenEntry = entry(
-  ["token"],
-  tokenCommand,
-  [importExample, { comment: "what is stored, one provider:bucket a line", line: "credproxy token list" }],
-  [
-    entry(["token", "import"], importCommand, [
-      importExample,
-      {
-        comment: "a second account of the same provider, in its own bucket",
-        line: "credproxy token import gemini --bucket work < work-token.json"
-      }
-    ]),
-    entry(["token", "show"], showCommand, [
-      {
-        comment: "the token as the sandbox gets it (no refresh token)",
-        line: "credproxy token show anthropic"
-      },
-      {
-        comment: "everything stored for the work bucket, refresh token included",
-        line: "credproxy token show gemini --bucket work --reveal"
-      }
-    ]),
-    entry(["token", "list"], listCommand, [
-      { comment: "every stored token, one provider:bucket a line", line: "credproxy token list" },
-      {
-        comment: "the tokens of another data directory",
-        line: "credproxy token list --data-dir /srv/credproxy"
-      }
-    ]),
-    entry(["token", "remove"], removeCommand, [
-      { comment: "delete the token of the work bucket", line: "credproxy token remove gemini --bucket work" }
-    ]),
-    entry(["token", "refresh"], refreshCommand, refreshExamples)
-  ]
 )

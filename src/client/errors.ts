@@ -128,9 +128,15 @@ export class ProxyResponseError extends Schema.TaggedError<ProxyResponseError>()
   reason: Schema.String,
   retryAfter: Schema.optional(Schema.Number)
 }) {
-  override get message(): string {
+  /** The code and the proxy's text, and what to do (nothing for an answer that needs nothing: `CANCELLED`). */
+  get explained(): { readonly what: string; readonly fix: string | undefined } {
     const fix = this.code === "RATE_LIMITED" ? `retry in ${this.retryAfter ?? 1} s` : ANSWER_FIXES[this.code]
-    return fix === undefined ? `${this.code}: ${this.reason}` : `${this.code}: ${this.reason}; ${fix}`
+    return { what: `${this.code}: ${this.reason}`, fix }
+  }
+
+  override get message(): string {
+    const { what, fix } = this.explained
+    return fix === undefined ? what : `${what}; ${fix}`
   }
 }
 

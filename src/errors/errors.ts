@@ -1,5 +1,6 @@
 import * as Schema from "effect/Schema"
 import { FieldIssue } from "../protocol/parse-issue.js"
+import { type Explained, explain } from "./explained.js"
 
 /**
  * Every failure a request can end in, one tagged error per kind. Each carries
@@ -99,11 +100,18 @@ export class StoreFailure extends Schema.TaggedError<StoreFailure>()("StoreFailu
   code: Schema.optional(Schema.String),
   issue: Schema.optional(FieldIssue)
 }) {
-  override get message(): string {
-    const what = STORE_FAILURES[this.reason]
+  get explained(): Explained {
     const field =
       this.issue === undefined ? "" : ` (${this.issue.path.join(".") || "token"} ${this.issue.rule})`
-    return `credential store failed to ${this.operation}: ${what}${field}${this.code === undefined ? "" : ` [${this.code}]`}; ${STORE_FIXES[this.reason]}`
+    const code = this.code === undefined ? "" : ` [${this.code}]`
+    return {
+      what: `credential store failed to ${this.operation}: ${STORE_FAILURES[this.reason]}${field}${code}`,
+      fix: STORE_FIXES[this.reason]
+    }
+  }
+
+  override get message(): string {
+    return explain(this.explained)
   }
 
   /** A failure of the file system or another I/O call; only the error's code is kept. */

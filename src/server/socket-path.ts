@@ -94,7 +94,8 @@ export const chooseSocketPath = (dir: string): Effect.Effect<string, ServerStart
 /** The sockets a server makes in the socket directory: this protocol's, and the egress listener's. */
 const SERVER_SOCKET = /^llxprt-(?:cred|egress)-(\d+)-[0-9a-f]{8}\.sock$/
 
-const isRunning = (pid: number): boolean => {
+/** Whether a process with this pid runs (as any user). */
+export const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
     return true

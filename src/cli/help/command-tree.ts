@@ -1,4 +1,5 @@
 import type { AnyCommand } from "./command-doc.js"
+import { EXAMPLES } from "./examples.js"
 
 /** A real command line, with a line that says what it does. */
 export interface Example {
@@ -17,12 +18,17 @@ export interface CommandEntry {
   readonly children: ReadonlyArray<CommandEntry>
 }
 
+/** The entry of the command named `name` (`"token import"`; `""` for the root), with its examples. */
 export const entry = (
-  path: ReadonlyArray<string>,
+  name: string,
   command: AnyCommand,
-  examples: ReadonlyArray<Example>,
   children: ReadonlyArray<CommandEntry> = []
-): CommandEntry => ({ path, command, examples, children })
+): CommandEntry => ({
+  path: name === "" ? [] : name.split(" "),
+  command,
+  examples: (EXAMPLES[name] ?? []).map(([comment, line]) => ({ comment, line })),
+  children
+})
 
 /** Every entry of the tree, parents before their children. */
 export const allEntries = (root: CommandEntry): Array<CommandEntry> => [

@@ -13,8 +13,11 @@ import { ensureDirAsync } from "./atomic-file.js"
  * `DataDirRefused` (exit 2).
  */
 
-/** The data directory's own directories: each is checked by every command, whichever it uses. */
-export const STORE_DIRS = ["tokens", "keys"] as const
+/**
+ * The data directory's own directories: each is checked by every command,
+ * whichever it uses (`servers` holds the run records of running servers).
+ */
+export const STORE_DIRS = ["tokens", "keys", "servers"] as const
 
 const uid = (): number | undefined => process.getuid?.()
 
