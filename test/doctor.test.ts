@@ -335,3 +335,35 @@ const freePort = async (): Promise<number> => {
   await new Promise<void>((resolve) => server.close(() => resolve()))
   return port
 }
+
+describe("run records: how doctor knows the servers of a data directory", () => {
+  const records = () => {
+    const dir = path.join(workspace.ws.dataDir, "servers")
+    return fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []
+  }
+
+  it("a server records itself (0600, pid and socket) while it runs and removes the record when it stops", async () => {
+    const server = await startServe(host())
+    const name = path.basename(server.socketPath).replace(/\.sock$/, ".json")
+    expect(records()).toEqual([name])
+    const file = path.join(workspace.ws.dataDir, "servers", name)
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600)
+    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toMatchObject({
+      pid: server.pid,
+      socket: server.socketPath,
+      protocolVersion: 2
+    })
+    expect(await server.stop()).toEqual({ code: 0, signal: null })
+    expect(records()).toEqual([])
+  })
+
+  it("a killed server's record stays until the next server on the data directory removes it", async () => {
+    const killed = await startServe(host())
+    killed.child.kill("SIGKILL")
+    await killed.exited
+    const stale = path.basename(killed.socketPath).replace(/\.sock$/, ".json")
+    expect(records()).toEqual([stale])
+    const next = await startServe(host())
+    expect(records()).toEqual([path.basename(next.socketPath).replace(/\.sock$/, ".json")])
+  })
+})

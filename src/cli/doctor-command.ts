@@ -108,6 +108,6 @@ export const doctorCommand = Command.make("doctor", doctorOptions, (flags) =>
   })
 ).pipe(
   Command.withDescription(
-    "check the set-up: the host's, or, inside a sandbox, the way to the proxy; one line per check with its fix"
+    "check the host's set-up, or inside a sandbox the way to the proxy, with a fix for each problem"
   )
 )
