@@ -1,5 +1,7 @@
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { checkDataDir } from "../layers/file-store/data-dir-check.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
 import { recordRun } from "./run-record.js"
@@ -26,10 +28,16 @@ export const runServer = (options: ServeOptions & LoggingOptions, parts: ServerP
     yield* checkDataDir(options.dataDir, { create: false })
     const layer = yield* serverLayer(options, parts)
     const context = yield* Layer.build(layer)
+    // The record's own scope, made before the server's finalizers: it is removed after the
+    // server stopped, so a stop stays as quick as it was until the socket is gone.
+    const recordScope = yield* Effect.flatMap(Effect.scope, (scope) =>
+      Scope.fork(scope, ExecutionStrategy.sequential)
+    )
     const server = yield* Effect.provide(serve, context)
     // On the file store, the data directory says which servers use it (`credproxy doctor`).
     if (parts.stores === undefined) {
       yield* recordRun(options.dataDir, server.socketPath).pipe(
+        Scope.extend(recordScope),
         Effect.catchAll((error) =>
           Effect.logWarning("cannot record the server in the data directory").pipe(
             Effect.annotateLogs({ error: error.message })
