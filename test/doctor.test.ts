@@ -109,7 +109,9 @@ const capabilityFile = (token = CAPABILITY, name = "cap") => {
 const healthy = async () => {
   await importToken()
   writeProviders({
-    anthropic: { tokenEndpoint: auth.tokenEndpoint, clientId: "cli", clientSecret: CLIENT_SECRET }
+    anthropic: { tokenEndpoint: auth.tokenEndpoint, clientId: "cli", clientSecret: CLIENT_SECRET },
+    // Only an issuer: its token endpoint comes from the issuer's metadata.
+    gemini: { issuer: auth.issuer, clientId: "cli" }
   })
   const cap = capabilityFile()
   const server = await startServe([...host(), "--allow", "anthropic", "--capability-token-file", cap])
@@ -132,6 +134,7 @@ describe("credproxy doctor: a healthy set-up", () => {
       "peer-credentials",
       "providers",
       "provider anthropic",
+      "provider gemini",
       "store",
       "token anthropic:default",
       "servers",
@@ -146,6 +149,9 @@ describe("credproxy doctor: a healthy set-up", () => {
     expect(run.lines.filter((l) => l.status !== "ok")).toEqual([])
     const byCheck = new Map(run.lines.map((l) => [l.check, l.detail]))
     expect(byCheck.get("provider anthropic")).toMatch(/answers as an OAuth token endpoint/)
+    expect(byCheck.get("provider gemini")).toBe(
+      `${auth.tokenEndpoint} answers as an OAuth token endpoint (HTTP 400 invalid_request)`
+    )
     expect(byCheck.get("servers")).toContain(`pid ${server.pid} answers on ${server.socketPath}`)
     expect(byCheck.get("handshake")).toMatch(/protocol version 2, capability token accepted/)
     expect(run.stdout).toMatch(/All checks passed\.\n$/)

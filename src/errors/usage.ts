@@ -68,7 +68,7 @@ const USAGE_MESSAGES: Record<UsageReason, (subject: string, detail: string) => E
   }),
   ProvidersFile: (file, problem) => ({
     what: `providers file ${file}: ${problem}`,
-    fix: "correct the file (README, 'Providers file'), or name another with --providers"
+    fix: "correct the file (each provider needs a clientId, and an https tokenEndpoint or issuer), or name another with --providers"
   }),
   NoCommand: (subject) => ({
     what: "no command given",

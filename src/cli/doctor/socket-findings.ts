@@ -26,12 +26,7 @@ const answerFailure = (check: Step, failure: StepFailure | { readonly _tag: stri
     : fail(check, "the connection broke before the answer", "see the proxy's log on the host")
 
 /** A finding for an error answer, with what to do about it. */
-const refused = (
-  check: Step,
-  op: string,
-  answer: Answer & { readonly ok: false },
-  fix?: string
-): Finding => {
+const refused = (check: Step, op: string, answer: Answer & { readonly ok: false }, fix?: string): Finding => {
   const error = new ProxyResponseError({ op, code: answer.code, reason: answer.error })
   return fail(check, error.explained.what, fix ?? error.explained.fix ?? "see the proxy's log on the host")
 }
