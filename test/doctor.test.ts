@@ -289,6 +289,18 @@ describe("credproxy doctor: more of what goes wrong", () => {
     expectFail(run, "socket-variable", /LLXPRT_CREDENTIAL_SOCKET is not set/, /-e LLXPRT_CREDENTIAL_SOCKET/)
   })
 
+  it("a socket that accepts but never answers: the handshake is given up within its 2 s", async () => {
+    const socketPath = path.join(workspace.ws.root, "mute.sock")
+    const mute = net.createServer(() => {})
+    await new Promise<void>((resolve) => mute.listen(socketPath, resolve))
+    try {
+      const run = await doctor([], { env: { LLXPRT_CREDENTIAL_SOCKET: socketPath } })
+      expectFail(run, "handshake", /no answer to the handshake within the time doctor allows/, /proxy's log/)
+    } finally {
+      mute.close()
+    }
+  })
+
   it("a data directory others may write to", async () => {
     fs.mkdirSync(workspace.ws.dataDir, { mode: 0o777 })
     fs.chmodSync(workspace.ws.dataDir, 0o777)

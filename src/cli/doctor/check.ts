@@ -77,7 +77,7 @@ export const BUDGET = {
   /** The handshake, and each request but `get_token`. */
   answer: Duration.seconds(2),
   /** `get_token` may wait for a refresh on the host. */
-  getToken: Duration.seconds(3.5),
+  getToken: Duration.seconds(3),
   /** Any one check, whatever it does. */
   check: Duration.seconds(8.5)
 }

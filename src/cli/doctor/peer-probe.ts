@@ -3,6 +3,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
+import { errorCode } from "../../errors/errors.js"
 import { peerCredReader, preload, socketFd } from "../../layers/native/peer-credentials.js"
 import { type Check, type Finding, fail, ok, warn } from "./check.js"
 
@@ -16,7 +17,18 @@ const REINSTALL = "reinstall credproxy's dependencies (npm ci) so that koffi mat
  */
 const probe = (read: NonNullable<ReturnType<typeof peerCredReader>>) =>
   Effect.async<Finding>((resume) => {
-    const dir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "cpd-"))
+    let dir: string
+    try {
+      dir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "cpd-"))
+    } catch (error) {
+      const where = os.tmpdir()
+      resume(
+        Effect.succeed(
+          fail(NAME, `cannot make a test socket in ${where} (${errorCode(error)})`, `check ${where}`)
+        )
+      )
+      return
+    }
     const socketPath = path.join(dir, "p.sock")
     let client: net.Socket | undefined
     const cleanUp = () => {

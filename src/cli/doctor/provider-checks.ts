@@ -1,5 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -168,7 +169,7 @@ const probe = (provider: OAuthProvider): Effect.Effect<Finding> => {
       onTimeout: () =>
         fail(
           check,
-          `${shown(new URL(provider.tokenEndpoint ?? provider.issuer ?? ""))} did not answer within 3 s`,
+          `${shown(new URL(provider.tokenEndpoint ?? provider.issuer ?? ""))} did not answer within ${Duration.toSeconds(BUDGET.endpoint)} s`,
           "check that this host reaches it (proxy, firewall), or that the provider is up"
         )
     })

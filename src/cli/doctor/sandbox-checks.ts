@@ -6,7 +6,7 @@ import { resolveCapabilityToken } from "../../client/capability-token.js"
 import { connectFailure, ProxyUnavailable } from "../../client/errors.js"
 import type { Wire } from "../../client/wire.js"
 import { socketPathProblem } from "../../server/socket-path.js"
-import { BUDGET, type Check, type DoctorInput, explained, type Finding, ok, skip } from "./check.js"
+import { BUDGET, bounded, type Check, type DoctorInput, explained, type Finding, ok, skip } from "./check.js"
 import {
   handshakeFinding,
   listing,
@@ -133,7 +133,7 @@ const STEPS: ReadonlyArray<readonly [Step, StepRun]> = [
 ]
 
 /** The socket checks, as one check whose steps are shown one a line; the first failure ends the walk. */
-export const socketCheck: Check = {
+export const socketCheck: Check = bounded(BUDGET.check)({
   name: "socket",
   run: (input) =>
     Effect.scoped(
@@ -151,4 +151,4 @@ export const socketCheck: Check = {
         return findings
       })
     )
-}
+})
