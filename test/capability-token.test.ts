@@ -97,7 +97,7 @@ describe("capability token file", () => {
         for (const [file, words] of [
           [open, "644"],
           [empty, "empty"],
-          [path.join(dir, "missing"), "cannot read"],
+          [path.join(dir, "missing"), "cannot be read (ENOENT)"],
           [dir, "not a regular file"]
         ] as const) {
           const result = yield* Effect.exit(readCapabilityTokenFile(file))

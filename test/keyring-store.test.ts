@@ -275,7 +275,7 @@ describe.skipIf(SECRET_SERVICE_MISSING !== undefined)(keyringSuite("credproxy st
     const same = await file(["store", "copy", "--from", "file", "--to", "file"])
     expect(same).toMatchObject({
       code: 2,
-      stderr: "credproxy: --from and --to are both file: name two different stores\n"
+      stderr: "credproxy: --from and --to are both file; name two different stores\n"
     })
   }, 60_000)
 })

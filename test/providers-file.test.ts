@@ -100,7 +100,7 @@ describe("providers file", () => {
       const dir = yield* tempDir()
       expect(yield* load({ dataDir: dir })).toEqual([])
       const error = yield* Effect.flip(load({ dataDir: dir, file: path.join(dir, "nope.json") }))
-      expect(error.reason).toContain("does not exist")
+      expect(error.message).toContain("does not exist")
       fs.writeFileSync(
         path.join(dir, "providers.json"),
         '{"providers": {"x": {"clientId": "c", "tokenEndpoint": "https://a/t"}}}'
@@ -108,8 +108,8 @@ describe("providers file", () => {
       expect((yield* load({ dataDir: dir })).map((p) => p.name)).toEqual(["x"])
       fs.writeFileSync(path.join(dir, "broken.json"), '{"providers": {"x": {"clientSecret": "hunter2"')
       const broken = yield* Effect.flip(load({ dataDir: dir, file: path.join(dir, "broken.json") }))
-      expect(broken.reason).toContain("is not valid JSON")
-      expect(broken.reason).not.toContain("hunter2")
+      expect(broken.message).toContain("is not valid JSON")
+      expect(broken.message).not.toContain("hunter2")
     })
   )
 })

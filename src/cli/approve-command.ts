@@ -77,8 +77,7 @@ export const approveCommand = Command.make(
     Effect.gen(function* () {
       if (Option.isSome(flags.id)) {
         const reply = ANSWERS[Option.getOrElse(flags.reply, () => "").toLowerCase()]
-        if (reply === undefined)
-          return yield* new UsageError({ reason: "give the answer after the id: y, a or n" })
+        if (reply === undefined) return yield* new UsageError({ reason: "MissingAnswer", subject: "the id" })
         const id = flags.id.value
         yield* onEveryServer(flags.dataDir, (server, call) => answer(server, call, id, reply))
         return

@@ -8,15 +8,12 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import { readCapabilityTokenFile } from "../config/capability-token-file.js"
 import { UsageError } from "../errors/usage.js"
 import type { RunningServer } from "../server/serve.js"
+import { ExitWith } from "./exit-status.js"
 import { serveOptions, withServer } from "./serve-command.js"
 import { forwardSignalsTo } from "./signals.js"
-
-/** The command's exit status when it is not 0: `exec` exits with its child's status. */
-export class ExitWith extends Schema.TaggedError<ExitWith>()("ExitWith", { status: Schema.Number }) {}
 
 /**
  * How a capability token is handed to a command (fd 3, or the file of
@@ -40,7 +37,10 @@ const execOptions = {
       "no CMD: print the variables and container flags for wiring a sandbox by hand, then serve"
     )
   ),
-  command: Args.text({ name: "CMD" }).pipe(Args.repeated)
+  command: Args.text({ name: "CMD" }).pipe(
+    Args.withDescription("the command to run and its arguments, after --"),
+    Args.repeated
+  )
 }
 
 /** 128 + N for a child killed by signal N, as shells report it. */
@@ -88,7 +88,9 @@ const runChild = (
 const awaitExit = (child: ChildProcess, file: string) =>
   Effect.async<number, ExitWith>((resume) => {
     child.once("error", (error: NodeJS.ErrnoException) => {
-      process.stderr.write(`credproxy: cannot start ${file}: ${error.message}\n`)
+      process.stderr.write(
+        `credproxy: cannot start ${file} (${error.code ?? error.message}); check the command's name and PATH\n`
+      )
       resume(Effect.fail(new ExitWith({ status: 127 })))
     })
     child.once("exit", (code, signal) => resume(Effect.succeed(statusOf(code, signal))))
@@ -119,15 +121,13 @@ const printEnvironment = (server: RunningServer, capabilityToken: string | undef
 export const execCommand = Command.make("exec", execOptions, (flags) =>
   Effect.gen(function* () {
     if (flags.printEnv && flags.command.length > 0) {
-      return yield* new UsageError({ reason: "--print-env takes no command; drop CMD or --print-env" })
+      return yield* new UsageError({ reason: "CommandWithPrintEnv", subject: "--print-env" })
     }
     if (!flags.printEnv && flags.command.length === 0) {
-      return yield* new UsageError({ reason: "no command given: credproxy exec [options] -- CMD [ARGS...]" })
+      return yield* new UsageError({ reason: "NoCommand", subject: "CMD" })
     }
     if (flags.capabilityToken && Option.isSome(flags.capabilityTokenFile)) {
-      return yield* new UsageError({
-        reason: "--capability-token generates a token and --capability-token-file names one: give only one"
-      })
+      return yield* new UsageError({ reason: "TwoCapabilityTokens", subject: "--capability-token" })
     }
     // The command gets the token the server requires: a generated one, or the one from the file.
     const capabilityToken = flags.capabilityToken

@@ -4,7 +4,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import type { StoreKind } from "../config/store-kind.js"
 import { NotFound } from "../errors/errors.js"
-import { UsageError } from "../errors/usage.js"
+import { STANDARD_INPUT, UsageError } from "../errors/usage.js"
 import { storeLayers } from "../layers/StoreLayers.js"
 import { KeyStorage } from "../services/KeyStorage.js"
 import { MAX_VALUE_BYTES } from "../services/TokenStore.js"
@@ -23,39 +23,47 @@ const withKeys = <A, E>(
 /** One trailing newline (from `echo` or a here-doc) is not part of the key. */
 const dropTrailingNewline = (text: string): string => text.replace(/\r?\n$/, "")
 
-const setCommand = Command.make("set", { dataDir: shared.dataDir, store: shared.store, name }, (flags) =>
-  Effect.gen(function* () {
-    const keyName = yield* requireName(flags.name, "key name")
-    const value = dropTrailingNewline(yield* readStdin)
-    if (value === "") {
-      return yield* new UsageError({
-        reason: 'no key on standard input; pipe the key in, e.g. printf %s "$KEY" | credproxy key set NAME'
-      })
-    }
-    // The stores read no value over this, so a larger key could be stored but never served.
-    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) {
-      return yield* new UsageError({ reason: `key too large: at most ${MAX_VALUE_BYTES} bytes` })
-    }
-    yield* withKeys(flags, (keys) => keys.set(keyName, value))
-    yield* Console.error(`stored API key ${keyName}`)
-  })
+export const setCommand = Command.make(
+  "set",
+  { dataDir: shared.dataDir, store: shared.store, name },
+  (flags) =>
+    Effect.gen(function* () {
+      const keyName = yield* requireName(flags.name, "NAME")
+      const value = dropTrailingNewline(yield* readStdin)
+      if (value === "") {
+        return yield* new UsageError({ reason: "EmptyKey", subject: STANDARD_INPUT })
+      }
+      // The stores read no value over this, so a larger key could be stored but never served.
+      if (Buffer.byteLength(value) > MAX_VALUE_BYTES) {
+        return yield* new UsageError({
+          reason: "KeyTooLarge",
+          subject: STANDARD_INPUT,
+          detail: `${MAX_VALUE_BYTES}`
+        })
+      }
+      yield* withKeys(flags, (keys) => keys.set(keyName, value))
+      yield* Console.error(`stored API key ${keyName}`)
+    })
 ).pipe(Command.withDescription("read an API key from stdin and store it (one trailing newline dropped)"))
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir, store: shared.store }, (flags) =>
-  withKeys(flags, (keys) =>
-    Effect.flatMap(keys.list(), (names) => Effect.forEach(names, (n) => Console.log(n)))
-  )
+export const listKeysCommand = Command.make(
+  "list",
+  { dataDir: shared.dataDir, store: shared.store },
+  (flags) =>
+    withKeys(flags, (keys) =>
+      Effect.flatMap(keys.list(), (names) => Effect.forEach(names, (n) => Console.log(n)))
+    )
 ).pipe(Command.withDescription("list stored API key names, one a line"))
 
-const removeCommand = Command.make(
+export const removeKeyCommand = Command.make(
   "remove",
   { dataDir: shared.dataDir, store: shared.store, name },
   (flags) =>
     Effect.gen(function* () {
-      const keyName = yield* requireName(flags.name, "key name")
+      const keyName = yield* requireName(flags.name, "NAME")
       yield* withKeys(flags, (keys) =>
         Effect.gen(function* () {
-          if (!(yield* keys.has(keyName))) return yield* new NotFound({ what: "api key" })
+          if (!(yield* keys.has(keyName))) return yield* new NotFound({ what: "api key", name: keyName })
           yield* keys.remove(keyName)
         })
       )
@@ -65,5 +73,5 @@ const removeCommand = Command.make(
 
 export const keyCommand = Command.make("key").pipe(
   Command.withDescription("manage stored API keys on the host"),
-  Command.withSubcommands([setCommand, listCommand, removeCommand])
+  Command.withSubcommands([setCommand, listKeysCommand, removeKeyCommand])
 )

@@ -7,35 +7,15 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as StderrLogger from "../layers/StderrLogger.js"
-import { approveCommand } from "./approve-command.js"
-import { execCommand } from "./exec-command.js"
+import { colorsFor, styler } from "../lib/colors.js"
+import { commandTree, PROGRAM, root, VERSION } from "./commands.js"
 import { EXIT_FAILURE, EXIT_OK, withExitStatus } from "./exit-status.js"
-import { keyCommand } from "./key-command.js"
+import { commandOf, helpRequested } from "./help/command-tree.js"
+import { MAX_HELP_WIDTH, renderHelp } from "./help/render-help.js"
 import { LOG_LEVEL_ALIAS } from "./options.js"
-import { policyCommand } from "./policy-command.js"
-import { providersCommand } from "./providers-command.js"
-import { serveCommand } from "./serve-command.js"
 import { forwardSignal, type StopSignal } from "./signals.js"
-import { statusCommand } from "./status-command.js"
-import { storeCommand } from "./store-command.js"
-import { tokenCommand } from "./token-command.js"
 
-const root = Command.make("credproxy").pipe(
-  Command.withDescription("host-side credential proxy for sandboxed AI coding agents"),
-  Command.withSubcommands([
-    serveCommand,
-    execCommand,
-    statusCommand,
-    policyCommand,
-    approveCommand,
-    tokenCommand,
-    keyCommand,
-    storeCommand,
-    providersCommand
-  ])
-)
-
-const cli = Command.run(root, { name: "credproxy", version: "0.1.0" })
+const cli = Command.run(root, { name: PROGRAM, version: VERSION })
 
 /**
  * What every command runs on. Logs go to stderr (at info) unless a command
@@ -69,11 +49,38 @@ const routeLogLevel = (argv: ReadonlyArray<string>): Array<string> => {
   ]
 }
 
+/**
+ * What the arguments ask for: a command's help, which credproxy lays out
+ * itself (plain unless stdout is a terminal and NO_COLOR is unset), or the
+ * command, parsed and run by @effect/cli (`--completions` and `--version`
+ * included). A bad argument's message ends with where to find the usage.
+ */
+const program = (argv: ReadonlyArray<string>) => {
+  const args = argv.slice(2)
+  const help = helpRequested(commandTree, args)
+  if (help !== undefined) {
+    return Effect.sync(() => {
+      const text = renderHelp(help, {
+        program: PROGRAM,
+        version: VERSION,
+        width: process.stdout.isTTY ? (process.stdout.columns ?? MAX_HELP_WIDTH) : MAX_HELP_WIDTH,
+        style: styler(colorsFor(process.stdout))
+      })
+      process.stdout.write(text)
+      return EXIT_OK
+    })
+  }
+  const usage = [PROGRAM, ...commandOf(commandTree, args).path].join(" ")
+  return withExitStatus(cli(argv), usage)
+}
+
 /** The exit status of the finished program: its own, 0 when a stop signal interrupted it, 1 for a defect. */
 const statusOf = (exit: Exit.Exit<number>): number => {
   if (Exit.isSuccess(exit)) return exit.value
   if (Cause.isInterruptedOnly(exit.cause)) return EXIT_OK
-  process.stderr.write(`credproxy: internal error\n${Cause.pretty(exit.cause)}\n`)
+  process.stderr.write(
+    `credproxy: internal error; please report it with the lines below\n${Cause.pretty(exit.cause)}\n`
+  )
   return EXIT_FAILURE
 }
 
@@ -83,9 +90,7 @@ const statusOf = (exit: Exit.Exit<number>): number => {
  * are clean stops: exit status 0.
  */
 const main = (): void => {
-  const fiber = Effect.runFork(
-    withExitStatus(cli(routeLogLevel(process.argv))).pipe(Effect.provide(platform))
-  )
+  const fiber = Effect.runFork(program(routeLogLevel(process.argv)).pipe(Effect.provide(platform)))
   let signalled = false
   let status: number | undefined
   // The handler stays installed until the process exits: a signal that lands

@@ -1,9 +1,12 @@
 import * as Effect from "effect/Effect"
 import { UsageError } from "../errors/usage.js"
-import { isValidName, NAME_RULE } from "../protocol/names.js"
+import { isValidName } from "../protocol/names.js"
 
-/** Checks a provider, bucket or key name given on the command line against the §8 rule. */
-export const requireName = (value: string, what: string): Effect.Effect<string, UsageError> =>
+/**
+ * Checks a provider, bucket or key name given on the command line against the
+ * §8 rule; `subject` is the argument or option it came from (`PROVIDER`, `--bucket`).
+ */
+export const requireName = (value: string, subject: string): Effect.Effect<string, UsageError> =>
   isValidName(value)
     ? Effect.succeed(value)
-    : Effect.fail(new UsageError({ reason: `invalid ${what} "${value}": a name is ${NAME_RULE}` }))
+    : Effect.fail(new UsageError({ reason: "InvalidName", subject, detail: value }))

@@ -14,11 +14,13 @@ import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
  */
 export const LOG_LEVEL_ALIAS = "-L"
 
+export const DATA_DIR_DESCRIPTION =
+  "data directory (default: $CREDPROXY_HOME, else $XDG_DATA_HOME/credproxy, else ~/.local/share/credproxy)"
+
 /** `--data-dir DIR`, shared by every command; resolved with the environment fallbacks. */
 export const dataDir = Options.text("data-dir").pipe(
-  Options.withDescription(
-    "data directory (default: $CREDPROXY_HOME, else $XDG_DATA_HOME/credproxy, else ~/.local/share/credproxy)"
-  ),
+  Options.withPseudoName("DIR"),
+  Options.withDescription(DATA_DIR_DESCRIPTION),
   Options.optional,
   Options.map((flag) => resolveDataDir(Option.getOrUndefined(flag)))
 )
@@ -31,28 +33,48 @@ export const store = Options.choice("store", STORE_KINDS).pipe(
   Options.optional,
   Options.mapEffect((flag) =>
     Effect.mapError(resolveStoreKind(Option.getOrUndefined(flag)), (error) =>
-      ValidationError.invalidValue(HelpDoc.p(error.reason))
+      ValidationError.invalidValue(HelpDoc.p(error.message))
     )
   )
 )
 
-/** `--bucket B`, absent means "default". */
+/** `--bucket BUCKET`, absent means "default". */
 export const bucket = Options.text("bucket").pipe(
+  Options.withPseudoName("BUCKET"),
   Options.withDescription("bucket of the provider (default: default)"),
   Options.withDefault("default")
 )
 
 export const logLevel = Options.choice("log-level", LOG_LEVELS).pipe(
   Options.withAlias(LOG_LEVEL_ALIAS.slice(1)),
-  Options.withDescription("how much to log on stderr"),
+  Options.withDescription("how much to log on stderr (default: info)"),
   Options.withDefault("info" as const)
 )
 
 export const logFormat = Options.choice("log-format", ["pretty", "json"] as ReadonlyArray<LogFormat>).pipe(
-  Options.withDescription("pretty for people, json for one JSON object per stderr line"),
+  Options.withDescription("pretty for people (default), json for one JSON object per stderr line"),
   Options.withDefault("pretty" as const)
 )
 
-/** An option that may be given any number of times. */
+/**
+ * `--NAME N`: a whole number of 0 or more. Parsed here rather than with
+ * `Options.integer`, whose message does not name the option.
+ */
+export const wholeNumber = (name: string, placeholder: string) =>
+  Options.text(name).pipe(Options.withPseudoName(placeholder), Options.mapEffect(parseWholeNumber(name)))
+
+/** The value of `--NAME` as a whole number of 0 or more; anything else is a message naming the option. */
+export const parseWholeNumber =
+  (name: string) =>
+  (text: string): Effect.Effect<number, ValidationError.ValidationError> =>
+    /^\d{1,15}$/.test(text)
+      ? Effect.succeed(Number(text))
+      : Effect.fail(
+          ValidationError.invalidValue(
+            HelpDoc.p(`--${name} takes a whole number of 0 or more, not "${text}"`)
+          )
+        )
+
+/** An option that may be given any number of times; the help marks it with `...`. */
 export const repeated = <A>(option: Options.Options<A>, description: string): Options.Options<Array<A>> =>
   option.pipe(Options.withDescription(description), Options.repeated)

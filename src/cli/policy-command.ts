@@ -25,7 +25,7 @@ const printRules = (server: RunningAdmin, data: unknown) =>
       )
   )
 
-const showCommand = Command.make("show", { dataDir: shared.dataDir }, (flags) =>
+export const showPolicyCommand = Command.make("show", { dataDir: shared.dataDir }, (flags) =>
   onEveryServer(flags.dataDir, (server, call) =>
     Effect.flatMap(call("policy_show", {}), (data) => printRules(server, data))
   )
@@ -46,15 +46,26 @@ const changeCommand = (kind: PolicyChangeKind, description: string) =>
       )
   ).pipe(Command.withDescription(description))
 
+/** The changes, one subcommand each. */
+export const policyChangeCommands = {
+  allow: changeCommand("allow", "allow tokens matching SPEC (takes back a deny of exactly SPEC)"),
+  deny: changeCommand("deny", "refuse tokens matching SPEC, whatever allows them"),
+  "allow-key": changeCommand(
+    "allow-key",
+    "allow the API keys matching SPEC (takes back a deny of exactly SPEC)"
+  ),
+  "deny-key": changeCommand("deny-key", "refuse the API keys matching SPEC, whatever allows them")
+} as const
+
 export const policyCommand = Command.make("policy").pipe(
   Command.withDescription(
     "show or change the access policy of the running servers, at once for new requests"
   ),
   Command.withSubcommands([
-    showCommand,
-    changeCommand("allow", "allow tokens matching SPEC (takes back a deny of exactly SPEC)"),
-    changeCommand("deny", "refuse tokens matching SPEC, whatever allows them"),
-    changeCommand("allow-key", "allow the API keys matching SPEC (takes back a deny of exactly SPEC)"),
-    changeCommand("deny-key", "refuse the API keys matching SPEC, whatever allows them")
+    showPolicyCommand,
+    policyChangeCommands.allow,
+    policyChangeCommands.deny,
+    policyChangeCommands["allow-key"],
+    policyChangeCommands["deny-key"]
   ])
 )

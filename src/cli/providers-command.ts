@@ -9,6 +9,7 @@ import * as shared from "./options.js"
 
 /** `--providers FILE` (PROTOCOL.md §16), for `serve`, `token refresh` and `providers list`. */
 export const providersFile = Options.file("providers").pipe(
+  Options.withPseudoName("FILE"),
   Options.withDescription("OAuth providers file (default: {data dir}/providers.json, which may be missing)"),
   Options.optional,
   Options.map(Option.getOrUndefined)
@@ -22,18 +23,21 @@ export const providersFile = Options.file("providers").pipe(
  */
 export const checkedDataDir = (dataDir: string) => checkDataDir(dataDir, { create: false })
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir, providers: providersFile }, (flags) =>
-  checkedDataDir(flags.dataDir).pipe(
-    Effect.zipRight(ProvidersFile.load({ dataDir: flags.dataDir, file: flags.providers })),
-    Effect.flatMap((providers) =>
-      Effect.forEach(providers.map((provider) => provider.name).sort(), (name) => Console.log(name), {
-        discard: true
-      })
+export const listProvidersCommand = Command.make(
+  "list",
+  { dataDir: shared.dataDir, providers: providersFile },
+  (flags) =>
+    checkedDataDir(flags.dataDir).pipe(
+      Effect.zipRight(ProvidersFile.load({ dataDir: flags.dataDir, file: flags.providers })),
+      Effect.flatMap((providers) =>
+        Effect.forEach(providers.map((provider) => provider.name).sort(), (name) => Console.log(name), {
+          discard: true
+        })
+      )
     )
-  )
 ).pipe(Command.withDescription("list the configured OAuth providers, one name a line"))
 
 export const providersCommand = Command.make("providers").pipe(
   Command.withDescription("OAuth providers the host can refresh tokens with"),
-  Command.withSubcommands([listCommand])
+  Command.withSubcommands([listProvidersCommand])
 )

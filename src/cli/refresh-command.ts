@@ -2,6 +2,7 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import { NotFound } from "../errors/errors.js"
 import { sanitizeToken } from "../protocol/token.js"
 import { refreshLayer } from "../server/server-layer.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
@@ -27,13 +28,17 @@ export const refreshCommand = Command.make(
   (flags) =>
     Effect.gen(function* () {
       const key = {
-        provider: yield* requireName(flags.provider, "provider"),
-        bucket: yield* requireName(flags.bucket, "bucket")
+        provider: yield* requireName(flags.provider, "PROVIDER"),
+        bucket: yield* requireName(flags.bucket, "--bucket")
       }
       // Checked before the providers file in it is read (the store checks it again when it opens).
       yield* checkedDataDir(flags.dataDir)
       const token = yield* Effect.flatMap(RefreshCoordinator, (coordinator) => coordinator.refresh(key)).pipe(
-        Effect.provide(refreshLayer(flags.dataDir, flags.providers, flags.store))
+        Effect.provide(refreshLayer(flags.dataDir, flags.providers, flags.store)),
+        // Named here, where a person reads it (the coordinator's own is the socket's).
+        Effect.catchTag("NotFound", () =>
+          Effect.fail(new NotFound({ what: "token", name: `${key.provider}:${key.bucket}` }))
+        )
       )
       yield* Console.log(JSON.stringify(sanitizeToken(token), null, 2))
     })

@@ -19,33 +19,45 @@ export const serveOptions = {
   dataDir: shared.dataDir,
   store: shared.store,
   socketDir: Options.text("socket-dir").pipe(
+    Options.withPseudoName("DIR"),
     Options.withDescription(
-      "directory for the socket (default: $TMPDIR/llxprt-cred-{uid}); must be ours and 0700"
+      "directory for the socket (default: $TMPDIR/llxprt-cred-{uid}); created 0700, must be yours and 0700"
     ),
     Options.optional
   ),
   allow: shared.repeated(
-    Options.text("allow"),
-    "token pattern provider[:bucket] the socket may use, * as wildcard (repeatable)"
+    Options.text("allow").pipe(Options.withPseudoName("SPEC")),
+    "a token the socket may serve: provider or provider:bucket, * as a whole part (default: none)"
   ),
   allowKey: shared.repeated(
-    Options.text("allow-key"),
-    "API key name pattern the socket may read, * as wildcard (repeatable)"
+    Options.text("allow-key").pipe(Options.withPseudoName("SPEC")),
+    "an API key name the socket may serve, * as a whole name (default: none)"
   ),
-  rateLimit: Options.integer("rate-limit").pipe(
-    Options.withDescription("requests per second per connection, 0 = off"),
-    Options.withDefault(DEFAULT_RATE_LIMIT)
-  ),
-  maxConnections: Options.integer("max-connections").pipe(
-    Options.withDescription("connections served at once; more are closed at once"),
-    Options.withDefault(serverDefaults.maxConnections)
-  ),
-  allowUid: shared.repeated(
-    Options.integer("allow-uid"),
-    "another uid that may connect (repeatable), e.g. a container's user"
-  ),
+  rateLimit: shared
+    .wholeNumber("rate-limit", "N")
+    .pipe(
+      Options.withDescription(`requests per second per connection, 0 = off (default: ${DEFAULT_RATE_LIMIT})`),
+      Options.withDefault(DEFAULT_RATE_LIMIT)
+    ),
+  maxConnections: shared
+    .wholeNumber("max-connections", "N")
+    .pipe(
+      Options.withDescription(
+        `connections served at once; more are closed at once (default: ${serverDefaults.maxConnections})`
+      ),
+      Options.withDefault(serverDefaults.maxConnections)
+    ),
+  allowUid: shared
+    .repeated(
+      Options.text("allow-uid").pipe(Options.withPseudoName("UID")),
+      "another uid that may connect besides yours, e.g. a container's user"
+    )
+    .pipe(Options.mapEffect((uids) => Effect.forEach(uids, shared.parseWholeNumber("allow-uid")))),
   capabilityTokenFile: Options.file("capability-token-file").pipe(
-    Options.withDescription("require this secret (file mode 0600) in every handshake as capabilityToken"),
+    Options.withPseudoName("FILE"),
+    Options.withDescription(
+      "require this secret (a 0600 file of yours) in every handshake as capabilityToken"
+    ),
     Options.optional
   ),
   providers: providersFile,
@@ -132,4 +144,4 @@ export const serveCommand = Command.make("serve", serveOptions, (flags) =>
       Effect.never
     )
   )
-).pipe(Command.withDescription("run the credential proxy until SIGINT or SIGTERM"))
+).pipe(Command.withDescription("run the credential proxy until SIGINT, SIGTERM or SIGHUP"))

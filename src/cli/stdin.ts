@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
-import { UsageError } from "../errors/usage.js"
+import { errorCode } from "../errors/errors.js"
+import { STANDARD_INPUT, UsageError } from "../errors/usage.js"
 
 /** Reads all of standard input as UTF-8 (for `token import` and `key set`). */
 export const readStdin: Effect.Effect<string, UsageError> = Effect.tryPromise({
@@ -8,5 +9,10 @@ export const readStdin: Effect.Effect<string, UsageError> = Effect.tryPromise({
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
     return Buffer.concat(chunks).toString("utf8")
   },
-  catch: (cause) => new UsageError({ reason: `cannot read standard input: ${(cause as Error).message}` })
+  catch: (cause) =>
+    new UsageError({
+      reason: "StdinUnreadable",
+      subject: STANDARD_INPUT,
+      detail: errorCode(cause) ?? "error"
+    })
 })

@@ -49,7 +49,7 @@ const lockBoth = (
     { discard: true }
   )
 
-const copyCommand = Command.make(
+export const copyCommand = Command.make(
   "copy",
   {
     dataDir: shared.dataDir,
@@ -64,7 +64,9 @@ const copyCommand = Command.make(
       Effect.gen(function* () {
         if (flags.from === flags.to) {
           return yield* new UsageError({
-            reason: `--from and --to are both ${flags.from}: name two different stores`
+            reason: "SameStore",
+            subject: "--from and --to",
+            detail: flags.from
           })
         }
         const source: Stores = yield* open(flags.from, flags.dataDir)

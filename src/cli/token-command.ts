@@ -7,7 +7,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type { StoreKind } from "../config/store-kind.js"
 import { NotFound } from "../errors/errors.js"
-import { UsageError } from "../errors/usage.js"
+import { STANDARD_INPUT, UsageError } from "../errors/usage.js"
 import { storeLayers } from "../layers/StoreLayers.js"
 import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { fieldIssueOf, formatFieldIssue } from "../protocol/parse-issue.js"
@@ -25,8 +25,8 @@ const decodeToken = Schema.decodeUnknownEither(OAuthToken)
 
 const tokenKey = (flags: { readonly provider: string; readonly bucket: string }) =>
   Effect.all({
-    provider: requireName(flags.provider, "provider"),
-    bucket: requireName(flags.bucket, "bucket")
+    provider: requireName(flags.provider, "PROVIDER"),
+    bucket: requireName(flags.bucket, "--bucket")
   })
 
 type Store = typeof TokenStore.Service
@@ -45,17 +45,25 @@ const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
   // The parser's own message quotes the input, which may be a secret: say only what is wrong.
   const json = Either.try(() => JSON.parse(text) as unknown)
   if (Either.isLeft(json)) {
-    return Effect.fail(
-      new UsageError({ reason: "standard input is not valid JSON: pipe in one JSON token object" })
-    )
+    return Effect.fail(new UsageError({ reason: "NotJson", subject: STANDARD_INPUT }))
   }
   return Either.match(decodeToken(json.right), {
     onLeft: (error) =>
-      Effect.fail(new UsageError({ reason: formatFieldIssue(fieldIssueOf(error), "the token") })),
+      Effect.fail(
+        new UsageError({
+          reason: "InvalidToken",
+          subject: STANDARD_INPUT,
+          detail: formatFieldIssue(fieldIssueOf(error), "it")
+        })
+      ),
     onRight: (token) =>
       storedTokenBytes(token) > MAX_STORED_TOKEN_BYTES
         ? Effect.fail(
-            new UsageError({ reason: `the token is larger than ${MAX_STORED_TOKEN_BYTES} bytes as JSON` })
+            new UsageError({
+              reason: "TokenTooLarge",
+              subject: STANDARD_INPUT,
+              detail: `${MAX_STORED_TOKEN_BYTES}`
+            })
           )
         : Effect.succeed(token)
   })
@@ -63,10 +71,12 @@ const parseToken = (text: string): Effect.Effect<OAuthToken, UsageError> => {
 
 const mustExist = (store: Store, key: TokenKey) =>
   Effect.flatMap(store.getLatest(key), (token) =>
-    token === undefined ? Effect.fail(new NotFound({ what: "token" })) : Effect.succeed(token)
+    token === undefined
+      ? Effect.fail(new NotFound({ what: "token", name: `${key.provider}:${key.bucket}` }))
+      : Effect.succeed(token)
   )
 
-const importCommand = Command.make("import", oneToken, (flags) =>
+export const importCommand = Command.make("import", oneToken, (flags) =>
   Effect.gen(function* () {
     const key = yield* tokenKey(flags)
     const token = yield* Effect.flatMap(readStdin, parseToken)
@@ -75,7 +85,7 @@ const importCommand = Command.make("import", oneToken, (flags) =>
   })
 ).pipe(Command.withDescription("read one JSON token from stdin and store it in full"))
 
-const showCommand = Command.make(
+export const showCommand = Command.make(
   "show",
   {
     ...oneToken,
@@ -89,7 +99,7 @@ const showCommand = Command.make(
     })
 ).pipe(Command.withDescription("print the stored token as JSON (without its refresh token unless --reveal)"))
 
-const listCommand = Command.make("list", { dataDir: shared.dataDir, store: shared.store }, (flags) =>
+export const listCommand = Command.make("list", { dataDir: shared.dataDir, store: shared.store }, (flags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
       for (const name of yield* store.listProviders()) {
@@ -99,7 +109,7 @@ const listCommand = Command.make("list", { dataDir: shared.dataDir, store: share
   )
 ).pipe(Command.withDescription("list stored tokens, one provider:bucket a line"))
 
-const removeCommand = Command.make("remove", oneToken, (flags) =>
+export const removeCommand = Command.make("remove", oneToken, (flags) =>
   Effect.gen(function* () {
     const key = yield* tokenKey(flags)
     yield* withStore(flags, (store) =>

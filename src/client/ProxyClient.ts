@@ -7,6 +7,7 @@ import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { errorCode } from "../errors/errors.js"
 import { type DataOf, type Operation, OperationData, type PayloadOf } from "../protocol/operations.js"
 import { resolveCapabilityToken } from "./capability-token.js"
 import {
@@ -64,8 +65,10 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
     const idleTimer = yield* FiberHandle.make<void, never>()
     yield* Effect.addFinalizer(() => Effect.sync(() => wire?.close()))
 
-    const unavailable = (cause: unknown) =>
-      new ProxyUnavailable({ reason: cause instanceof Error ? cause.message : String(cause) })
+    const unreachable = (socket: string) => (cause: unknown) => {
+      const code = errorCode(cause)
+      return new ProxyUnavailable({ reason: "Connect", socket, ...(code === undefined ? {} : { code }) })
+    }
 
     /** The capability token, looked up once (an inherited descriptor can be read only once). */
     const capability: Effect.Effect<string | undefined, ProxyUnavailable> = Effect.suspend(() =>
@@ -79,7 +82,8 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
             },
             catch: (cause) =>
               new ProxyUnavailable({
-                reason: `cannot read the capability token: ${unavailable(cause).reason}`
+                reason: "CapabilityToken",
+                detail: cause instanceof Error ? cause.message : String(cause)
               })
           })
     )
@@ -87,10 +91,13 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
     /** Connects and handshakes; an interruption (the request's deadline) closes the half-open socket. */
     const open: Effect.Effect<Wire, ProxyClientError> = Effect.gen(function* () {
       if (socketPath === undefined || socketPath === "") {
-        return yield* new ProxyUnavailable({ reason: "no socket path: set LLXPRT_CREDENTIAL_SOCKET" })
+        return yield* new ProxyUnavailable({ reason: "NoSocket" })
       }
       const token = yield* capability
-      const socket = yield* Effect.tryPromise({ try: () => connectSocket(socketPath), catch: unavailable })
+      const socket = yield* Effect.tryPromise({
+        try: () => connectSocket(socketPath),
+        catch: unreachable(socketPath)
+      })
       const candidate = new Wire(socket, () => {
         lost = true
         wire = undefined
@@ -100,13 +107,17 @@ export const make = (options: ProxyClientOptions = {}): Effect.Effect<ProxyClien
       )
       if (Either.isLeft(handshake)) {
         return yield* handshake.left._tag === "ConnectionLost"
-          ? new ProxyUnavailable({ reason: "the proxy closed the connection during the handshake" })
+          ? new ProxyUnavailable({ reason: "HandshakeClosed" })
           : handshake.left
       }
       const reply = handshake.right
       if (!reply.ok) {
         candidate.close()
-        return yield* new ProxyUnavailable({ reason: `handshake refused: ${reply.error}`, code: reply.code })
+        return yield* new ProxyUnavailable({
+          reason: "HandshakeRefused",
+          code: reply.code,
+          detail: reply.error
+        })
       }
       candidate.established = true
       if (candidate.isClosed) lost = true

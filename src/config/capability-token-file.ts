@@ -39,12 +39,14 @@ export const readCapabilityTokenFile = (file: string): Effect.Effect<string, Usa
     try: () => check(file),
     catch: (cause) =>
       new UsageError({
-        reason: `cannot read capability token file ${file}: ${(cause as NodeJS.ErrnoException).code ?? "error"}`
+        reason: "CapabilityTokenFile",
+        subject: file,
+        detail: `cannot be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`
       })
   }).pipe(
     Effect.flatMap((result) =>
       typeof result === "string"
-        ? Effect.fail(new UsageError({ reason: `capability token file ${file} ${result}` }))
+        ? Effect.fail(new UsageError({ reason: "CapabilityTokenFile", subject: file, detail: result }))
         : Effect.succeed(result.token)
     )
   )

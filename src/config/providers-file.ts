@@ -82,7 +82,7 @@ export const parseProviders = (json: unknown): Either.Either<Array<OAuthProvider
 }
 
 const usage = (file: string, problem: string) =>
-  new UsageError({ reason: `providers file ${file}: ${problem}` })
+  new UsageError({ reason: "ProvidersFile", subject: file, detail: problem })
 
 /**
  * Reads and checks the providers file (PROTOCOL.md §16). `file` is the `--providers` flag (must

@@ -22,7 +22,5 @@ export const resolveStoreKind = (
   if (fromEnv === undefined || fromEnv === "") return Either.right("file")
   return isStoreKind(fromEnv)
     ? Either.right(fromEnv)
-    : Either.left(
-        new UsageError({ reason: `CREDPROXY_STORE must be file or keyring, not ${JSON.stringify(fromEnv)}` })
-      )
+    : Either.left(new UsageError({ reason: "InvalidStore", subject: "CREDPROXY_STORE", detail: fromEnv }))
 }

@@ -1,5 +1,6 @@
 import * as Schema from "effect/Schema"
 import { FieldIssue } from "../protocol/parse-issue.js"
+import { type Explained, explain } from "./explained.js"
 
 /**
  * Every failure a request can end in, one tagged error per kind. Each carries
@@ -56,12 +57,18 @@ export class Cancelled extends Schema.TaggedError<Cancelled>()("Cancelled", {}) 
 /** The server is stopping: a request that arrives while it drains is answered at once with this (§21). */
 export class Stopping extends Schema.TaggedError<Stopping>()("Stopping", {}) {}
 
-/** Nothing is stored under the name asked for. */
+/**
+ * Nothing is stored under the name asked for. `name` (`provider:bucket`, a
+ * key's name) is set where a person reads the message: the command line.
+ */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
-  what: Schema.Literal("token", "api key")
+  what: Schema.Literal("token", "api key"),
+  name: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `${this.what} not found`
+    if (this.name === undefined) return `${this.what} not found`
+    const list = this.what === "token" ? "credproxy token list" : "credproxy key list"
+    return `${this.what} ${this.name} not found; '${list}' shows what is stored`
   }
 }
 
@@ -100,11 +107,18 @@ export class StoreFailure extends Schema.TaggedError<StoreFailure>()("StoreFailu
   code: Schema.optional(Schema.String),
   issue: Schema.optional(FieldIssue)
 }) {
-  override get message(): string {
-    const what = STORE_FAILURES[this.reason]
+  get explained(): Explained {
     const field =
       this.issue === undefined ? "" : ` (${this.issue.path.join(".") || "token"} ${this.issue.rule})`
-    return `credential store failed to ${this.operation}: ${what}${field}${this.code === undefined ? "" : ` [${this.code}]`}`
+    const code = this.code === undefined ? "" : ` [${this.code}]`
+    return {
+      what: `credential store failed to ${this.operation}: ${STORE_FAILURES[this.reason]}${field}${code}`,
+      fix: STORE_FIXES[this.reason]
+    }
+  }
+
+  override get message(): string {
+    return explain(this.explained)
   }
 
   /** A failure of the file system or another I/O call; only the error's code is kept. */
@@ -130,6 +144,23 @@ const STORE_FAILURES: Record<StoreFailure["reason"], string> = {
   KeyringTimeout: "the keyring did not answer in time"
 }
 
+/** What to do about each kind of store failure, for the person reading the message. */
+const STORE_FIXES: Record<StoreFailure["reason"], string> = {
+  Io: "check the data directory's permissions and free space (credproxy doctor)",
+  Corrupt: "remove the entry and store it again",
+  NotAFile: "remove what is there and store the value again",
+  TooLarge: "remove the entry and store it again",
+  Unserializable: "store plain JSON values",
+  LockHeld: "retry once the other credproxy command has finished",
+  Link: "remove the link and store the value again",
+  Unsafe: "chmod 700 the store's directories (credproxy doctor names them)",
+  Moved: "retry, and find out what moves the store's directories",
+  HostStore: "see the host program's own log",
+  KeyringUnreachable: "start the keyring daemon in this session, or use --store file",
+  KeyringRefused: "unlock the keyring (log in to the desktop session), or use --store file",
+  KeyringTimeout: "check that the keyring daemon is running and responsive, or use --store file"
+}
+
 /** Node's error code of a failed system call (`ENOENT`, ...), if the value carries one. */
 export const errorCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
@@ -141,7 +172,7 @@ export class StoreTimeout extends Schema.TaggedError<StoreTimeout>()("StoreTimeo
   operation: StoreOperation
 }) {
   override get message(): string {
-    return `credential store did not finish ${this.operation} in time`
+    return `credential store did not finish ${this.operation} in time; retry, and check the disk that holds the data directory`
   }
 }
 
@@ -245,7 +276,12 @@ export class RefreshFailure extends Schema.TaggedError<RefreshFailure>()("Refres
   }
 
   override get message(): string {
-    return `refresh at provider ${this.provider} failed (${this.detail})`
+    const fix = {
+      Transient: "retry later; credproxy doctor checks that the provider's endpoint answers",
+      Rejected: `import a new token: credproxy token import ${this.provider}`,
+      Invalid: "check the provider's entry in the providers file (credproxy doctor)"
+    }[this.reason]
+    return `refresh at provider ${this.provider} failed (${this.detail}); ${fix}`
   }
 }
 

@@ -1,16 +1,79 @@
 import * as Schema from "effect/Schema"
+import { type Explained, explain } from "./explained.js"
+
+/** Why the server could not start listening (PROTOCOL.md §2). */
+export const StartReason = Schema.Literal(
+  "SocketDirUnusable",
+  "SocketDirLink",
+  "SocketDirNotADirectory",
+  "SocketDirOwner",
+  "SocketDirMode",
+  "SocketPathTooLong",
+  "StaleFile",
+  "Listen",
+  "SocketMode"
+)
+export type StartReason = typeof StartReason.Type
 
 /**
  * Why the server refused to start (socket directory, path length, listen).
- * `reason` is a complete sentence for the user: what is wrong and what to do.
+ * `subject` is the directory or socket path involved; `detail` what was
+ * found there (an owner, a mode, a length, an error code).
  */
 export class ServerStartError extends Schema.TaggedError<ServerStartError>()("ServerStartError", {
-  reason: Schema.String,
+  reason: StartReason,
+  subject: Schema.String,
+  detail: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect)
 }) {
-  override get message(): string {
-    return this.reason
+  get explained(): Explained {
+    return START_MESSAGES[this.reason](this.subject, this.detail ?? "")
   }
+
+  override get message(): string {
+    return explain(this.explained)
+  }
+}
+
+const otherDir = "choose another with --socket-dir"
+
+const START_MESSAGES: Record<StartReason, (subject: string, detail: string) => Explained> = {
+  SocketDirUnusable: (dir, problem) => ({
+    what: `cannot prepare socket directory ${dir}: ${problem}`,
+    fix: `check that you may create it there, or ${otherDir}`
+  }),
+  SocketDirLink: (dir) => ({
+    what: `socket directory ${dir} is a symbolic link`,
+    fix: "give the real directory with --socket-dir"
+  }),
+  SocketDirNotADirectory: (dir) => ({
+    what: `socket directory ${dir} exists but is not a directory`,
+    fix: `remove it, or ${otherDir}`
+  }),
+  SocketDirOwner: (dir, owners) => ({
+    what: `socket directory ${dir} is owned by ${owners}`,
+    fix: `remove it (as its owner), or ${otherDir}`
+  }),
+  SocketDirMode: (dir, mode) => ({
+    what: `socket directory ${dir} has mode ${mode}: group or others can reach the socket`,
+    fix: `chmod 700 ${dir}`
+  }),
+  SocketPathTooLong: (socket, limit) => ({
+    what: `socket path ${socket} is ${limit}`,
+    fix: "use a shorter --socket-dir"
+  }),
+  StaleFile: (socket, code) => ({
+    what: `cannot remove the stale file at ${socket} (${code})`,
+    fix: `remove it yourself, or ${otherDir}`
+  }),
+  Listen: (socket, code) => ({
+    what: `cannot listen on ${socket} (${code})`,
+    fix: "check the socket directory with credproxy doctor --socket-dir DIR"
+  }),
+  SocketMode: (socket, code) => ({
+    what: `cannot set mode 0600 on ${socket} (${code})`,
+    fix: "check the socket directory with credproxy doctor --socket-dir DIR"
+  })
 }
 
 /**
@@ -25,16 +88,37 @@ export class DataDirRefused extends Schema.TaggedError<DataDirRefused>()("DataDi
   uid: Schema.optional(Schema.Number),
   mode: Schema.optional(Schema.Number)
 }) {
-  override get message(): string {
-    const dir = `data directory ${this.dir}`
-    const problems: Record<typeof this.problem, string> = {
-      Owner: `${dir} is owned by uid ${this.uid}, not by this user; chown it to yourself or choose another with --data-dir`,
-      Writable: `${dir} has mode ${(this.mode ?? 0).toString(8)}: group or others may write to it; chmod 700 it or choose another with --data-dir`,
-      NotADirectory: `${dir} is not a directory; remove it or choose another with --data-dir`,
-      Link: `${dir} is a symbolic link inside the store; replace it with a real directory`
-    }
-    return problems[this.problem]
+  get explained(): Explained {
+    return DATA_DIR_MESSAGES[this.problem](`data directory ${this.dir}`, this)
   }
+
+  override get message(): string {
+    return explain(this.explained)
+  }
+}
+
+const otherDataDir = "or choose another with --data-dir"
+
+const DATA_DIR_MESSAGES: Record<
+  DataDirRefused["problem"],
+  (
+    dir: string,
+    refused: { readonly uid?: number | undefined; readonly mode?: number | undefined }
+  ) => Explained
+> = {
+  Owner: (dir, { uid }) => ({
+    what: `${dir} is owned by uid ${uid}, not by this user`,
+    fix: `chown it to yourself ${otherDataDir}`
+  }),
+  Writable: (dir, { mode }) => ({
+    what: `${dir} has mode ${(mode ?? 0).toString(8)}: group or others may write to it`,
+    fix: `chmod 700 it ${otherDataDir}`
+  }),
+  NotADirectory: (dir) => ({ what: `${dir} is not a directory`, fix: `remove it ${otherDataDir}` }),
+  Link: (dir) => ({
+    what: `${dir} is a symbolic link inside the store`,
+    fix: "replace it with a real directory"
+  })
 }
 
 /**

@@ -78,7 +78,7 @@ const requestOptions = (url: URL, signal: AbortSignal) =>
   isLoopbackHttp(url) ? { signal, [oauth.allowInsecureRequests]: true } : { signal }
 
 /** The issuer's metadata: OpenID Connect discovery first, then OAuth 2.0 (RFC 8414). */
-const discover = async (issuer: URL, signal: AbortSignal): Promise<oauth.AuthorizationServer> => {
+export const discover = async (issuer: URL, signal: AbortSignal): Promise<oauth.AuthorizationServer> => {
   const oidc = await oauth.discoveryRequest(issuer, { ...requestOptions(issuer, signal), algorithm: "oidc" })
   if (oidc.status === 404) {
     await oidc.body?.cancel()

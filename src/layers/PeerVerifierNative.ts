@@ -2,13 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { AuditLog } from "../services/AuditLog.js"
 import { type PeerCheck, PeerVerifier, type PeerVerifierShape } from "../services/PeerVerifier.js"
-import {
-  type PeerCredResult,
-  preload,
-  readPeerCredDarwin,
-  readPeerCredLinux,
-  socketFd
-} from "./native/peer-credentials.js"
+import { type PeerCredResult, peerCredReader, preload, socketFd } from "./native/peer-credentials.js"
 import { allowAll } from "./PeerVerifierAllowAll.js"
 
 export interface PeerVerifierOptions {
@@ -32,8 +26,7 @@ export const make = (options: PeerVerifierOptions): Effect.Effect<PeerVerifierSh
     const audit = yield* AuditLog
     const platform = options.platform ?? process.platform
     const ownUid = process.getuid?.()
-    const read =
-      platform === "linux" ? readPeerCredLinux : platform === "darwin" ? readPeerCredDarwin : undefined
+    const read = peerCredReader(platform)
 
     if (read === undefined || ownUid === undefined) {
       audit.event(

@@ -4,6 +4,7 @@ import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import { colorsFor } from "../lib/colors.js"
 
 export type LogLevelName = "error" | "warn" | "info" | "debug" | "trace"
 export type LogFormat = "pretty" | "json"
@@ -18,9 +19,13 @@ const levels: Record<LogLevelName, LogLevel.LogLevel> = {
   trace: LogLevel.Trace
 }
 
-/** The two ways of writing to stderr, one instance each, so that a nested `layer` can tell them apart. */
+/**
+ * The two ways of writing to stderr, one instance each, so that a nested
+ * `layer` can tell them apart. Colours only when stderr itself is a terminal
+ * and `NO_COLOR` is unset (Effect's "auto" looks at stdout and ignores it).
+ */
 const writers: Record<LogFormat, Logger.Logger<unknown, void>> = {
-  pretty: Logger.prettyLogger({ stderr: true, colors: "auto", mode: "tty" }),
+  pretty: Logger.prettyLogger({ stderr: true, colors: colorsFor(process.stderr), mode: "tty" }),
   json: Logger.withConsoleError(Logger.jsonLogger)
 }
 

@@ -2,7 +2,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { ServerStartError } from "../errors/startup.js"
+import { errorCode } from "../errors/errors.js"
+import { ServerStartError, type StartReason } from "../errors/startup.js"
 
 /**
  * Listens on a Unix socket path as a scoped resource. The socket file is
@@ -18,16 +19,17 @@ export const listen = (
   Effect.acquireRelease(
     Effect.async<net.Server, ServerStartError>((resume) => {
       const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection)
-      const fail = (reason: string, cause: unknown) => {
+      const fail = (reason: StartReason, cause: unknown) => {
         server.close()
-        resume(Effect.fail(new ServerStartError({ reason, cause })))
+        const detail = errorCode(cause) ?? (cause as Error).message
+        resume(Effect.fail(new ServerStartError({ reason, subject: socketPath, detail, cause })))
       }
       try {
         fs.rmSync(socketPath, { force: true })
       } catch (cause) {
-        return fail(`cannot remove the stale file at ${socketPath}: ${(cause as Error).message}`, cause)
+        return fail("StaleFile", cause)
       }
-      server.once("error", (cause) => fail(`cannot listen on ${socketPath}: ${cause.message}`, cause))
+      server.once("error", (cause) => fail("Listen", cause))
       const previousUmask = process.umask(0o177)
       try {
         server.listen(socketPath, () => {
@@ -36,7 +38,7 @@ export const listen = (
           try {
             fs.chmodSync(socketPath, 0o600)
           } catch (cause) {
-            return fail(`cannot set mode 0600 on ${socketPath}: ${(cause as Error).message}`, cause)
+            return fail("SocketMode", cause)
           }
           resume(Effect.succeed(server))
         })

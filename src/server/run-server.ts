@@ -1,7 +1,10 @@
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { checkDataDir } from "../layers/file-store/data-dir-check.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
+import { recordRun } from "./run-record.js"
 import { serve } from "./serve.js"
 import { type ServeOptions, type ServerParts, serverLayer } from "./server-layer.js"
 
@@ -14,7 +17,8 @@ export interface LoggingOptions {
  * The server from options, logging to stderr: what `credproxy serve`,
  * `credproxy exec` and `startCredentialProxy` run. The data directory is
  * checked first (it may hold only the providers file when the host program
- * brings its own stores). The Layers are built into
+ * brings its own stores). On the file store, the server leaves a run record
+ * in the data directory while it runs. The Layers are built into
  * the caller's scope, so they live exactly as long as the server does.
  */
 export const runServer = (options: ServeOptions & LoggingOptions, parts: ServerParts = {}) =>
@@ -24,7 +28,24 @@ export const runServer = (options: ServeOptions & LoggingOptions, parts: ServerP
     yield* checkDataDir(options.dataDir, { create: false })
     const layer = yield* serverLayer(options, parts)
     const context = yield* Layer.build(layer)
-    return yield* Effect.provide(serve, context)
+    // The record's own scope, made before the server's finalizers: it is removed after the
+    // server stopped, so a stop stays as quick as it was until the socket is gone.
+    const recordScope = yield* Effect.flatMap(Effect.scope, (scope) =>
+      Scope.fork(scope, ExecutionStrategy.sequential)
+    )
+    const server = yield* Effect.provide(serve, context)
+    // On the file store, the data directory says which servers use it (`credproxy doctor`).
+    if (parts.stores === undefined) {
+      yield* recordRun(options.dataDir, server.socketPath).pipe(
+        Scope.extend(recordScope),
+        Effect.catchAll((error) =>
+          Effect.logWarning("cannot record the server in the data directory").pipe(
+            Effect.annotateLogs({ error: error.message })
+          )
+        )
+      )
+    }
+    return server
   }).pipe(
     Effect.provide(
       StderrLogger.layer({ level: options.logLevel ?? "info", format: options.logFormat ?? "pretty" })

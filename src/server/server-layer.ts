@@ -79,14 +79,18 @@ export interface ServerParts {
 
 const collect = <A>(
   specs: ReadonlyArray<string>,
-  parse: (spec: string) => Either.Either<A, string>
+  parse: (spec: string) => Either.Either<A, string>,
+  option: string
 ): Either.Either<Array<A>, UsageError> =>
-  Either.mapLeft(Either.all(specs.map(parse)), (reason) => new UsageError({ reason }))
+  Either.mapLeft(
+    Either.all(specs.map(parse)),
+    (problem) => new UsageError({ reason: "InvalidPattern", subject: option, detail: problem })
+  )
 
-const nonNegativeInteger = (value: number, what: string): Either.Either<number, UsageError> =>
+const nonNegativeInteger = (value: number, option: string): Either.Either<number, UsageError> =>
   Number.isInteger(value) && value >= 0
     ? Either.right(value)
-    : Either.left(new UsageError({ reason: `${what} must be a whole number of 0 or more` }))
+    : Either.left(new UsageError({ reason: "InvalidNumber", subject: option, detail: String(value) }))
 
 /**
  * Every Layer the server needs, composed in one place for the binary, the
@@ -97,8 +101,8 @@ const nonNegativeInteger = (value: number, what: string): Either.Either<number, 
  */
 export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
   Either.gen(function* () {
-    const tokenPatterns = yield* collect(options.allow ?? [], AccessPolicy.parseTokenPattern)
-    const keyPatterns = yield* collect(options.allowKeys ?? [], AccessPolicy.parseKeyPattern)
+    const tokenPatterns = yield* collect(options.allow ?? [], AccessPolicy.parseTokenPattern, "--allow")
+    const keyPatterns = yield* collect(options.allowKeys ?? [], AccessPolicy.parseKeyPattern, "--allow-key")
     const rateLimit = yield* nonNegativeInteger(
       options.rateLimit ?? ServerConfig.DEFAULT_RATE_LIMIT,
       "--rate-limit"
@@ -111,7 +115,9 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
       (options.allowUids ?? []).map((uid) => nonNegativeInteger(uid, "--allow-uid"))
     )
     if (options.capabilityToken !== undefined && options.capabilityToken === "") {
-      return yield* Either.left(new UsageError({ reason: "the capability token must not be empty" }))
+      return yield* Either.left(
+        new UsageError({ reason: "EmptyCapabilityToken", subject: "capability token" })
+      )
     }
     const config: ServerConfig.ServerConfigShape = {
       ...ServerConfig.defaults,

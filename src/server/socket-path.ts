@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import { errorCode } from "../errors/errors.js"
 import { ServerStartError } from "../errors/startup.js"
 
 /** Unix socket paths are limited by `sun_path`: 108 bytes on Linux, 104 on macOS, including the final NUL. */
@@ -15,60 +15,80 @@ export const defaultSocketDir = (): string =>
   path.join(fs.realpathSync(os.tmpdir()), `llxprt-cred-${currentUid()}`)
 
 /**
+ * Why an existing socket directory is not fit for a socket (PROTOCOL.md §2),
+ * from its `lstat`: a symbolic link, not a directory, another owner, or open
+ * to group or other; `undefined` when it is fit. `credproxy doctor` asks the
+ * same question without creating anything.
+ */
+export const socketDirProblem = (
+  dir: string,
+  stat: { readonly uid: number; readonly mode: number; isSymbolicLink(): boolean; isDirectory(): boolean }
+): ServerStartError | undefined => {
+  if (stat.isSymbolicLink()) return new ServerStartError({ reason: "SocketDirLink", subject: dir })
+  if (!stat.isDirectory()) return new ServerStartError({ reason: "SocketDirNotADirectory", subject: dir })
+  const uid = currentUid()
+  if (uid >= 0 && stat.uid !== uid) {
+    return new ServerStartError({
+      reason: "SocketDirOwner",
+      subject: dir,
+      detail: `uid ${stat.uid}, not by this user (uid ${uid})`
+    })
+  }
+  if ((stat.mode & 0o077) !== 0) {
+    return new ServerStartError({
+      reason: "SocketDirMode",
+      subject: dir,
+      detail: (stat.mode & 0o777).toString(8)
+    })
+  }
+  return undefined
+}
+
+/**
  * Makes sure the socket directory exists and belongs to us alone (PROTOCOL.md
  * §2): created 0700 when missing; an existing one must be a real directory
  * (not a symlink), owned by this uid and closed to group and other.
  */
-export const prepareSocketDir = (
-  dir: string,
-  what = "socket directory"
-): Effect.Effect<string, ServerStartError> =>
+export const prepareSocketDir = (dir: string): Effect.Effect<string, ServerStartError> =>
   Effect.try({
-    try: () => checkSocketDir(path.resolve(dir), what),
+    try: () => {
+      const absolute = path.resolve(dir)
+      if (!fs.existsSync(absolute)) fs.mkdirSync(absolute, { recursive: true, mode: 0o700 })
+      return socketDirProblem(absolute, fs.lstatSync(absolute)) ?? absolute
+    },
     catch: (cause) =>
       new ServerStartError({
-        reason: `cannot prepare ${what} ${dir}: ${(cause as Error).message}`,
+        reason: "SocketDirUnusable",
+        subject: dir,
+        detail: errorCode(cause) ?? (cause as Error).message,
         cause
       })
   }).pipe(
-    Effect.flatMap(
-      Either.match({
-        onLeft: (reason) => Effect.fail(new ServerStartError({ reason })),
-        onRight: Effect.succeed
-      })
+    Effect.flatMap((checked) =>
+      typeof checked === "string" ? Effect.succeed(checked) : Effect.fail(checked)
     )
   )
 
-const checkSocketDir = (absolute: string, what: string): Either.Either<string, string> => {
-  if (!fs.existsSync(absolute)) fs.mkdirSync(absolute, { recursive: true, mode: 0o700 })
-  const stat = fs.lstatSync(absolute)
-  if (stat.isSymbolicLink())
-    return Either.left(`${what} ${absolute} is a symbolic link; give the real directory instead`)
-  if (!stat.isDirectory()) return Either.left(`${what} ${absolute} exists but is not a directory`)
-  const uid = currentUid()
-  const choose = what === "socket directory" ? "remove it or choose another with --socket-dir" : "remove it"
-  if (uid >= 0 && stat.uid !== uid)
-    return Either.left(
-      `${what} ${absolute} is owned by uid ${stat.uid}, not by this user (uid ${uid}); ${choose}`
-    )
-  if ((stat.mode & 0o077) !== 0)
-    return Either.left(
-      `${what} ${absolute} has mode ${(stat.mode & 0o777).toString(8)}; it must not be accessible to group or other (chmod 700 it)`
-    )
-  return Either.right(absolute)
+/** The longest name a server gives its socket (`pid` up to 7 digits, the most Linux hands out). */
+export const longestSocketName = "llxprt-cred-4194304-00000000.sock"
+
+/** Why `socketPath` cannot be a Unix socket's path on this platform, or `undefined` when it can. */
+export const socketPathProblem = (socketPath: string): ServerStartError | undefined => {
+  const bytes = Buffer.byteLength(socketPath)
+  return bytes > MAX_SOCKET_PATH_BYTES
+    ? new ServerStartError({
+        reason: "SocketPathTooLong",
+        subject: socketPath,
+        detail: `${bytes} bytes; Unix socket paths are limited to ${MAX_SOCKET_PATH_BYTES} bytes on ${process.platform}`
+      })
+    : undefined
 }
 
 /** `llxprt-cred-{pid}-{nonce}.sock` with 4 random bytes as the nonce, checked against the path limit. */
 export const chooseSocketPath = (dir: string): Effect.Effect<string, ServerStartError> => {
   const file = path.join(dir, `llxprt-cred-${process.pid}-${crypto.randomBytes(4).toString("hex")}.sock`)
-  const bytes = Buffer.byteLength(file)
-  return bytes > MAX_SOCKET_PATH_BYTES
-    ? Effect.fail(
-        new ServerStartError({
-          reason: `socket path ${file} is ${bytes} bytes; Unix socket paths are limited to ${MAX_SOCKET_PATH_BYTES} bytes on ${process.platform}. Use a shorter --socket-dir`
-        })
-      )
-    : Effect.succeed(file)
+  const problem = socketPathProblem(file)
+  return problem === undefined ? Effect.succeed(file) : Effect.fail(problem)
 }
 
 /** The sockets a server makes in the socket directory: this protocol's, and the egress listener's. */

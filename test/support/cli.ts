@@ -37,6 +37,8 @@ export interface SpawnOptions {
   readonly env?: Readonly<Record<string, string>>
   /** For `runCli`: how long the command may take before it is killed and the call fails (default 15 s). */
   readonly timeoutMs?: number
+  /** Run as this user (needs root). */
+  readonly user?: { readonly uid: number; readonly gid: number }
 }
 
 export interface Workspace {
@@ -68,12 +70,14 @@ export interface CliResult {
 
 export const spawnCli = (
   args: ReadonlyArray<string>,
-  env: Readonly<Record<string, string>> = {}
+  env: Readonly<Record<string, string>> = {},
+  user?: SpawnOptions["user"]
 ): ChildProcess => {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: CWD,
     env: childEnv(env),
-    stdio: ["pipe", "pipe", "pipe"]
+    stdio: ["pipe", "pipe", "pipe"],
+    ...user
   })
   children.add(child)
   child.once("exit", () => children.delete(child))
@@ -85,7 +89,7 @@ export const spawnCli = (
 /** Runs one command to completion. */
 export const runCli = (args: ReadonlyArray<string>, options: SpawnOptions = {}): Promise<CliResult> =>
   new Promise((resolve, reject) => {
-    const child = spawnCli(args, options.env)
+    const child = spawnCli(args, options.env, options.user)
     let stdout = ""
     let stderr = ""
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {

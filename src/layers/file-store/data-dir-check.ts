@@ -13,8 +13,12 @@ import { ensureDirAsync } from "./atomic-file.js"
  * `DataDirRefused` (exit 2).
  */
 
-/** The data directory's own directories: each is checked by every command, whichever it uses. */
-export const STORE_DIRS = ["tokens", "keys", "keyring-locks"] as const
+/**
+ * The data directory's own directories: each is checked by every command,
+ * whichever it uses (`servers` holds the run records of running servers,
+ * `run` their admin sockets).
+ */
+export const STORE_DIRS = ["tokens", "keys", "keyring-locks", "servers", "run"] as const
 export type StoreDirName = (typeof STORE_DIRS)[number]
 
 const uid = (): number | undefined => process.getuid?.()

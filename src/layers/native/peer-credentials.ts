@@ -212,3 +212,9 @@ export const readPeerCredDarwin = (fd: number): PeerCredResult => {
   }
   return { _tag: "Ok", uid, gid, pid: darwinPid[0]! }
 }
+
+/** The kernel call that reads a peer's credentials on `platform`; `undefined` where there is none. */
+export const peerCredReader = (
+  platform: NodeJS.Platform = process.platform
+): ((fd: number) => PeerCredResult) | undefined =>
+  platform === "linux" ? readPeerCredLinux : platform === "darwin" ? readPeerCredDarwin : undefined

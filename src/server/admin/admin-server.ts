@@ -1,20 +1,40 @@
+import * as fsp from "node:fs/promises"
 import type * as net from "node:net"
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type { ServerStartError } from "../../errors/startup.js"
+import { StoreFailure } from "../../errors/errors.js"
+import type { DataDirRefused, ServerStartError } from "../../errors/startup.js"
+import { dirProblem, refusal } from "../../layers/file-store/data-dir-check.js"
 import type { AuditLogShape } from "../../services/AuditLog.js"
 import type { PeerVerifierShape } from "../../services/PeerVerifier.js"
 import type { DeadlineWatch } from "../deadline-watch.js"
 import { listen, removeSocketFile } from "../listener.js"
-import { MAX_SOCKET_PATH_BYTES, prepareSocketDir, removeStaleSockets } from "../socket-path.js"
+import { MAX_SOCKET_PATH_BYTES, removeStaleSockets } from "../socket-path.js"
 import { AdminConnection } from "./admin-connection.js"
 import { type AdminDeps, makeAdminOperations } from "./admin-operations.js"
 
 /** Admin connections at once: `status --watch`, `approve` and a few more; the rest are closed at once. */
 export const MAX_ADMIN_CONNECTIONS = 8
+
+/**
+ * `{dataDir}/run`, created 0700 when missing; like the store's directories
+ * (§22), an existing one must be a real directory of ours that group and
+ * others cannot write, else the server does not start (`DataDirRefused`).
+ */
+const prepareAdminDir = (dir: string): Effect.Effect<void, DataDirRefused | StoreFailure> =>
+  Effect.tryPromise({
+    try: async () => {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+      const stats = await fsp.lstat(dir)
+      if (stats.isSymbolicLink()) return refusal(dir, "Link")
+      const problem = dirProblem(stats)
+      return problem === undefined ? undefined : refusal(dir, problem, stats)
+    },
+    catch: (cause) => StoreFailure.io("open", cause)
+  }).pipe(Effect.flatMap((refused) => (refused === undefined ? Effect.void : Effect.fail(refused))))
 
 /** `admin-{pid}.sock`: one per running server in `{dataDir}/run`. */
 const ADMIN_SOCKET = /^admin-(\d+)\.sock$/
@@ -43,7 +63,7 @@ export interface AdminServerOptions {
  */
 export const startAdminServer = (
   options: AdminServerOptions
-): Effect.Effect<string | undefined, ServerStartError, Scope.Scope> =>
+): Effect.Effect<string | undefined, ServerStartError | DataDirRefused | StoreFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const { peers, audit, deadlines } = options
     const file = adminSocketPath(path.resolve(options.dir))
@@ -55,7 +75,7 @@ export const startAdminServer = (
       )
       return undefined
     }
-    yield* prepareSocketDir(path.dirname(file), "admin socket directory")
+    yield* prepareAdminDir(path.dirname(file))
     yield* removeStaleSockets(path.dirname(file), ADMIN_SOCKET)
     yield* Effect.addFinalizer(() => removeSocketFile(file))
 
