@@ -26,6 +26,10 @@ const invalidRequestText = (error: InvalidRequest): string => {
       return `handshake ${error.issue === undefined ? "is invalid" : formatFieldIssue(error.issue)}`
     case "TokenTooLarge":
       return `token too large: at most ${MAX_STORED_TOKEN_BYTES} bytes as stored`
+    case "NotForThisFlow":
+      return "this operation does not apply to the login session's flow"
+    case "MalformedCode":
+      return "payload.code must be an authorization code, optionally followed by #STATE"
   }
 }
 
@@ -38,11 +42,6 @@ export const toWireError = (error: ProxyError): WireError => {
   switch (error._tag) {
     case "InvalidRequest":
       return { code: WireCode.INVALID_REQUEST, message: invalidRequestText(error) }
-    case "OperationUnavailable":
-      return {
-        code: WireCode.INVALID_REQUEST,
-        message: `operation ${error.op} is not available on this server`
-      }
     case "Unauthorized":
       return {
         code: WireCode.UNAUTHORIZED,
@@ -75,7 +74,13 @@ export const toWireError = (error: ProxyError): WireError => {
     case "HandlerDefect":
       return { code: WireCode.INTERNAL_ERROR, message: "internal error" }
     case "ProviderNotFound":
-      return { code: WireCode.PROVIDER_NOT_FOUND, message: "provider not configured on the host" }
+      return {
+        code: WireCode.PROVIDER_NOT_FOUND,
+        message:
+          error.login === undefined
+            ? "provider not configured on the host"
+            : "provider has no usable login on the host"
+      }
     case "ReauthRequired":
       return { code: WireCode.REAUTH_REQUIRED, message: error.message }
     case "RefreshCooldown":
@@ -90,5 +95,21 @@ export const toWireError = (error: ProxyError): WireError => {
         message:
           error.reason === "Transient" ? "provider unreachable" : "provider did not complete the refresh"
       }
+    case "LoginSessionError":
+      return {
+        code:
+          error.reason === "NotFound"
+            ? WireCode.SESSION_NOT_FOUND
+            : error.reason === "Expired"
+              ? WireCode.SESSION_EXPIRED
+              : WireCode.SESSION_ALREADY_USED,
+        message: error.message
+      }
+    case "LoginSessionLimit":
+      return { code: WireCode.RATE_LIMITED, message: error.message, retryAfter: error.retryAfter }
+    case "LoginStartFailed":
+      return { code: WireCode.INTERNAL_ERROR, message: error.message }
+    case "ExchangeFailed":
+      return { code: WireCode.EXCHANGE_FAILED, message: error.message }
   }
 }

@@ -16,8 +16,8 @@ export interface ConnectionContext {
   readonly readHandshake: (bytes: Buffer) => HandshakeRead
   /** The request reader of each protocol version. */
   readonly readerFor: (version: number) => RequestReader
-  /** Access policy, then the operation's handler (PROTOCOL.md §14, after the reader's checks). */
-  readonly handle: (request: Exclude<DecodedRequest, { readonly op: "cancel" }>) => Handled
+  /** Access policy, then the operation's handler (PROTOCOL.md §14, after the reader's checks); `identity` is the caller's. */
+  readonly handle: (request: Exclude<DecodedRequest, { readonly op: "cancel" }>, identity: string) => Handled
   /** The server is stopping: every request is answered at once (§21). */
   readonly stopping: () => boolean
   readonly requests: RequestLog

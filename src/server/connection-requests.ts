@@ -22,10 +22,11 @@ export interface RequestOutput {
   readonly contained: (handle: () => void) => void
 }
 
-/** The protocol version a connection settled on, and the reader of its requests. */
+/** The protocol version a connection settled on, the reader of its requests, and who it is (`caller-identity.ts`). */
 export interface Session {
   readonly version: number
   readonly read: RequestReader
+  readonly identity: string
 }
 
 /** A request running as a fiber: what its answer needs, and whether `cancel` already answered it. */
@@ -97,7 +98,7 @@ export class ConnectionRequests {
     }
     let handled: Handled
     try {
-      handled = this.ctx.handle(request)
+      handled = this.ctx.handle(request, session.identity)
     } catch (defect) {
       const error = new HandlerDefect({ name: defect instanceof Error ? defect.name : typeof defect })
       this.answer(session.version, request.id, request.op, request, Either.left(error), started)

@@ -3,6 +3,7 @@ import * as Either from "effect/Either"
 import { InvalidRequest } from "../errors/errors.js"
 import { maxFrameBytes, PROTOCOL_VERSIONS } from "../protocol/limits.js"
 import type { ConnectionRateLimit } from "../services/RateLimiter.js"
+import { callerIdentity } from "./caller-identity.js"
 import type { ConnectionContext } from "./connection-context.js"
 import { ConnectionInput } from "./connection-input.js"
 import { ConnectionOutput } from "./connection-output.js"
@@ -45,7 +46,9 @@ export class Connection implements Expirable, ConnectionView {
   constructor(
     private readonly socket: net.Socket,
     private readonly ctx: ConnectionContext,
-    rateLimit: ConnectionRateLimit
+    rateLimit: ConnectionRateLimit,
+    /** The peer's uid as the kernel reported it (undefined where it cannot be asked). */
+    private readonly peerUid: number | undefined
   ) {
     this.phase = { _tag: "Handshaking", deadline: ctx.deadlines.now() + ctx.config.handshakeTimeoutMs }
     this.input = new ConnectionInput(ctx.config.maxBufferedBytes)
@@ -237,7 +240,11 @@ export class Connection implements Expirable, ConnectionView {
       case "Accepted":
         this.phase = {
           _tag: "Open",
-          session: { version: read.version, read: this.ctx.readerFor(read.version) }
+          session: {
+            version: read.version,
+            read: this.ctx.readerFor(read.version),
+            identity: callerIdentity(this.peerUid, read.credential)
+          }
         }
         this.input.setMaxPayload(maxFrameBytes(read.version))
         this.ctx.onHandshaken(this)

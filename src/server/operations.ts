@@ -6,7 +6,9 @@ import type { DecodedRequest, Operation, PayloadOf } from "../protocol/operation
 import type { OAuthToken } from "../protocol/token.js"
 import type { AccessPolicyShape } from "../services/AccessPolicy.js"
 import type { KeyStorageShape } from "../services/KeyStorage.js"
+import type { LoginSessionsShape } from "../services/LoginSessions.js"
 import type { RefreshCoordinatorShape } from "../services/RefreshCoordinator.js"
+import type { TokenQuotaShape } from "../services/TokenQuota.js"
 import type { TokenRenewalShape } from "../services/TokenRenewal.js"
 import type { TokenKey, TokenStoreShape } from "../services/TokenStore.js"
 import { fromStore, type Handled, refuse } from "./handled.js"
@@ -22,8 +24,10 @@ export interface OperationDeps {
   readonly refresh: RefreshCoordinatorShape
   /** Proactive renewal, told about every token `get_token` answers. */
   readonly renewal: TokenRenewalShape
-  /** Tokens `save_token` may create in this run (§22). */
-  readonly maxNewTokens: number
+  /** Tokens `save_token` (and a login) may still create in this run (§22). */
+  readonly quota: TokenQuotaShape
+  /** The `oauth_*` operations (§17). */
+  readonly logins: LoginSessionsShape
   /** The wall clock in milliseconds (the Effect `Clock`'s). */
   readonly nowMs: () => number
 }
@@ -31,10 +35,14 @@ export interface OperationDeps {
 /** The operations a handler answers; `cancel` is the connection's own (it acts on its requests). */
 export type HandledOperation = Exclude<Operation, "cancel">
 
-/** One operation: whether the access policy allows the request, then what answers it. */
+/**
+ * One operation: whether the access policy allows the request, then what
+ * answers it. `identity` is the connection's (`caller-identity.ts`): only
+ * login sessions look at it.
+ */
 export interface OperationSpec<P> {
   readonly authorize: (payload: P) => boolean
-  readonly run: (payload: P) => Handled
+  readonly run: (payload: P, identity: string) => Handled
 }
 
 /** One table of every handled operation, and the answer when the policy refuses: the whole behaviour of a kind of connection. */
@@ -82,11 +90,11 @@ export const withToken = (
 export const makeOperations = (
   deps: OperationDeps,
   options: { readonly restrict: boolean }
-): ((request: DecodedRequest & { readonly op: HandledOperation }) => Handled) => {
+): ((request: DecodedRequest & { readonly op: HandledOperation }, identity: string) => Handled) => {
   const { specs, denied } = options.restrict ? restrictedSpecs(deps) : openSpecs(deps)
-  return (request) => {
+  return (request, identity) => {
     // The request's op picks its spec; TypeScript cannot relate the two through the table, hence the cast.
     const spec = specs[request.op] as OperationSpec<unknown>
-    return spec.authorize(request.payload) ? spec.run(request.payload) : denied
+    return spec.authorize(request.payload) ? spec.run(request.payload, identity) : denied
   }
 }

@@ -4,6 +4,7 @@ import { InvalidRequest, type ProxyError, Stopping, Unauthorized, UnknownVersion
 import { HandshakeFrame } from "../protocol/handshake.js"
 import { fieldIssueOf } from "../protocol/parse-issue.js"
 import type { CapabilityGateShape } from "../services/CapabilityGate.js"
+import { credentialDigest } from "./caller-identity.js"
 import { parseJsonObject } from "./read-request.js"
 import type { RejectReason } from "./rejections.js"
 
@@ -13,7 +14,8 @@ export type HandshakeRead =
   | { readonly _tag: "Dropped" }
   /** Answered with `error`, then closed; `reject` is counted. */
   | { readonly _tag: "Refused"; readonly reject: RejectReason; readonly error: ProxyError }
-  | { readonly _tag: "Accepted"; readonly version: number }
+  /** `credential`: a digest of the capability token presented (for the caller's identity, §17), if any. */
+  | { readonly _tag: "Accepted"; readonly version: number; readonly credential: string | undefined }
 
 const DROPPED: HandshakeRead = { _tag: "Dropped" }
 /** Every handshake once the server has begun to stop (§21). */
@@ -53,5 +55,5 @@ export const readHandshake = (
     }
   }
   if (!capability.admits(capabilityToken)) return WRONG_CAPABILITY
-  return { _tag: "Accepted", version }
+  return { _tag: "Accepted", version, credential: credentialDigest(capabilityToken) }
 }

@@ -11,9 +11,11 @@ import { AccessPolicy } from "../services/AccessPolicy.js"
 import { AuditLog } from "../services/AuditLog.js"
 import { CapabilityGate } from "../services/CapabilityGate.js"
 import { KeyStorage } from "../services/KeyStorage.js"
+import { LoginSessions } from "../services/LoginSessions.js"
 import { PeerVerifier } from "../services/PeerVerifier.js"
 import { RateLimiter } from "../services/RateLimiter.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
+import { TokenQuota } from "../services/TokenQuota.js"
 import { TokenRenewal } from "../services/TokenRenewal.js"
 import { TokenStore } from "../services/TokenStore.js"
 import { Connection } from "./connection.js"
@@ -48,6 +50,8 @@ export type ServerServices =
   | ServerConfig
   | RefreshCoordinator
   | TokenRenewal
+  | TokenQuota
+  | LoginSessions
 
 /**
  * The credential proxy server as a scoped program. Acquisition order sets the
@@ -64,6 +68,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     const capability = yield* CapabilityGate
     const status = new ServerStatus()
     const clock = yield* Effect.clock
+    const logins = yield* LoginSessions
     const handle = makeOperations(
       {
         tokens: yield* TokenStore,
@@ -71,7 +76,8 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
         policy: yield* AccessPolicy,
         refresh: yield* RefreshCoordinator,
         renewal: yield* TokenRenewal,
-        maxNewTokens: config.maxNewTokens,
+        quota: yield* TokenQuota,
+        logins,
         nowMs: () => clock.unsafeCurrentTimeMillis()
       },
       { restrict: config.restrict }
@@ -187,7 +193,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
         return
       }
       if (peer.pid !== undefined) audit.event("Debug", "connection accepted", { peerPid: peer.pid })
-      const connection = new Connection(socket, context, limiter.forConnection())
+      const connection = new Connection(socket, context, limiter.forConnection(), peer.uid)
       connections.add(connection)
       unauthenticated.add(connection, peer.pid)
     }
@@ -209,7 +215,7 @@ export const serve: Effect.Effect<RunningServer, ServerStartError, Scope.Scope |
     audit.event("Info", "listening", { socket: socketPath, capabilityToken: capability.required })
     return {
       socketPath,
-      status: () => status.snapshot(connections, deadlines.size)
+      status: () => status.snapshot(connections, deadlines.size, logins.size())
     }
   }
 )

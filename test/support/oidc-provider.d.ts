@@ -5,6 +5,8 @@ declare module "oidc-provider" {
   export interface KoaContext {
     readonly method: string
     readonly path: string
+    /** Set by the provider once it has parsed a request (its parameters, secrets included). */
+    readonly oidc?: { readonly params?: Readonly<Record<string, unknown>> }
   }
 
   export default class Provider {
