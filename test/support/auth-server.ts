@@ -36,6 +36,10 @@ export interface TokenSet {
 export interface AuthServerOptions {
   /** The device authorization grant (its endpoint in the metadata); default on. */
   readonly deviceFlow?: boolean
+  /** The `interval` (seconds) its device authorization answers carry; default none (clients use 5 s). */
+  readonly deviceInterval?: number
+  /** How long a device code lives (seconds); default 600. */
+  readonly deviceCodeTtl?: number
 }
 
 export interface AuthServer {
@@ -49,13 +53,15 @@ export interface AuthServer {
   readonly seenSecrets: () => ReadonlyArray<string>
   /** Holds every token-endpoint request this long before handling it (a slow provider). */
   readonly setTokenDelay: (ms: number) => void
+  /** Answers the next `n` device polls that would be `authorization_pending` with `slow_down` instead. */
+  readonly slowDownNext: (n: number) => void
   /** Logs `account` in with `clientId` (code flow, PKCE, consent to offline_access) and returns the tokens. */
   readonly login: (clientId: string, account?: string) => Promise<TokenSet>
   /**
    * A user's browser at `url` (an authorization URL, or a device verification URL): logs
    * `account` in, consents (or, with `deny`, aborts), enters `userCode` where a page asks for
    * it, and follows redirects until one goes to `stopAt` (returned, not followed) or the device
-   * flow's success page (returns `undefined`).
+   * flow's last page (returns `undefined`).
    */
   readonly browse: (
     url: string,
@@ -143,7 +149,7 @@ const start = async (options: AuthServerOptions): Promise<{ server: http.Server;
       Grant: 86_400,
       Session: 3_600,
       Interaction: 600,
-      DeviceCode: 600
+      DeviceCode: options.deviceCodeTtl ?? 600
     },
     features: {
       devInteractions: { enabled: true },
@@ -157,6 +163,7 @@ const start = async (options: AuthServerOptions): Promise<{ server: http.Server;
   let tokenRequests = 0
   let deviceTokenRequests = 0
   let delayMs = 0
+  let slowDowns = 0
   const seen: Array<string> = []
   provider.use(async (ctx, next) => {
     const token = ctx.method === "POST" && ctx.path === "/token"
@@ -165,9 +172,18 @@ const start = async (options: AuthServerOptions): Promise<{ server: http.Server;
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
     }
     await next()
+    if (ctx.method === "POST" && ctx.path === "/device/auth" && options.deviceInterval !== undefined) {
+      ctx.body = { ...(ctx.body as object), interval: options.deviceInterval }
+    }
     const params = ctx.oidc?.params
     if (token && params !== undefined) {
-      if (params.grant_type === DEVICE_GRANT) deviceTokenRequests++
+      if (params.grant_type === DEVICE_GRANT) {
+        deviceTokenRequests++
+        if (slowDowns > 0 && (ctx.body as { error?: unknown }).error === "authorization_pending") {
+          slowDowns--
+          ctx.body = { error: "slow_down", error_description: "poll less often" }
+        }
+      }
       for (const name of ["code", "code_verifier", "device_code"]) {
         const value = params[name]
         if (typeof value === "string" && value !== "") seen.push(value)
@@ -188,7 +204,8 @@ const start = async (options: AuthServerOptions): Promise<{ server: http.Server;
         continue
       }
       const page = await response.text()
-      if (page.includes("Sign-in Success")) return undefined
+      // The device flow's last page: success, or the code form again after an abort.
+      if (page.includes("Sign-in Success") || page.includes("request was interrupted")) return undefined
       if (page.includes('id="op.deviceInputForm"')) {
         if (options.userCode === undefined) throw new Error("the device page asks for a user code")
         response = await browser.post(page, { user_code: options.userCode })
@@ -267,6 +284,9 @@ const start = async (options: AuthServerOptions): Promise<{ server: http.Server;
       seenSecrets: () => [...seen],
       setTokenDelay: (ms) => {
         delayMs = ms
+      },
+      slowDownNext: (n) => {
+        slowDowns = n
       },
       login,
       browse,
