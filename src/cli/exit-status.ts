@@ -2,8 +2,10 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import type { NotFound, StoreError } from "../errors/errors.js"
+import type { LoginFailed } from "../errors/login-errors.js"
 import type { DataDirRefused, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
+import type { LoginError } from "../services/LoginSessions.js"
 import type { RefreshError } from "../services/RefreshCoordinator.js"
 import type { ExitWith } from "./exec-command.js"
 
@@ -25,6 +27,8 @@ export type CliError =
   | NotFound
   | StoreError
   | RefreshError
+  | LoginError
+  | LoginFailed
 
 /**
  * The one place where a command's outcome becomes a message on stderr and an
@@ -44,7 +48,14 @@ export const withExitStatus = <R>(
       UsageError: (error) => report(error.message, EXIT_USAGE),
       ServerStartError: (error) => report(error.message, EXIT_USAGE),
       DataDirRefused: (error) => report(error.message, EXIT_USAGE),
-      NotFound: (error) => report(error.message, EXIT_NOT_FOUND)
+      NotFound: (error) => report(error.message, EXIT_NOT_FOUND),
+      LoginStartFailed: (error) =>
+        report(
+          `cannot start the login at ${error.provider}: ${error.message} (${error.detail})`,
+          EXIT_FAILURE
+        ),
+      ExchangeFailed: (error) => report(`the login did not complete: ${error.message}`, EXIT_FAILURE),
+      LoginSessionError: (error) => report(`the login did not complete: ${error.message}`, EXIT_FAILURE)
     }),
     Effect.catchAll((error) => report(error.message, EXIT_FAILURE))
   )

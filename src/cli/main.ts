@@ -10,15 +10,23 @@ import * as StderrLogger from "../layers/StderrLogger.js"
 import { execCommand } from "./exec-command.js"
 import { EXIT_FAILURE, EXIT_OK, withExitStatus } from "./exit-status.js"
 import { keyCommand } from "./key-command.js"
+import { loginCommand } from "./login-command.js"
 import { LOG_LEVEL_ALIAS } from "./options.js"
 import { providersCommand } from "./providers-command.js"
 import { serveCommand } from "./serve-command.js"
-import { forwardSignal, type StopSignal } from "./signals.js"
+import { forwardSignal, type StopSignal, stopStatus } from "./signals.js"
 import { tokenCommand } from "./token-command.js"
 
 const root = Command.make("credproxy").pipe(
   Command.withDescription("host-side credential proxy for sandboxed AI coding agents"),
-  Command.withSubcommands([serveCommand, execCommand, tokenCommand, keyCommand, providersCommand])
+  Command.withSubcommands([
+    serveCommand,
+    execCommand,
+    loginCommand,
+    tokenCommand,
+    keyCommand,
+    providersCommand
+  ])
 )
 
 const cli = Command.run(root, { name: "credproxy", version: "0.1.0" })
@@ -55,10 +63,14 @@ const routeLogLevel = (argv: ReadonlyArray<string>): Array<string> => {
   ]
 }
 
-/** The exit status of the finished program: its own, 0 when a stop signal interrupted it, 1 for a defect. */
-const statusOf = (exit: Exit.Exit<number>): number => {
+/**
+ * The exit status of the finished program: its own; when a stop signal
+ * interrupted it, 0 (a clean stop) or, for a command the signal cancels,
+ * 128 + the signal's number; 1 for a defect.
+ */
+const statusOf = (exit: Exit.Exit<number>, signal: StopSignal | undefined): number => {
   if (Exit.isSuccess(exit)) return exit.value
-  if (Cause.isInterruptedOnly(exit.cause)) return EXIT_OK
+  if (Cause.isInterruptedOnly(exit.cause)) return signal === undefined ? EXIT_OK : stopStatus(signal)
   process.stderr.write(`credproxy: internal error\n${Cause.pretty(exit.cause)}\n`)
   return EXIT_FAILURE
 }
@@ -72,26 +84,26 @@ const main = (): void => {
   const fiber = Effect.runFork(
     withExitStatus(cli(routeLogLevel(process.argv))).pipe(Effect.provide(platform))
   )
-  let signalled = false
+  let signalled: StopSignal | undefined
   let status: number | undefined
   // The handler stays installed until the process exits: a signal that lands
   // after the command finished must not kill the process with that signal.
   const onSignal = (signal: StopSignal) => {
     if (status !== undefined) process.exit(status)
     if (forwardSignal(signal)) return
-    if (signalled) process.exit(EXIT_OK)
-    signalled = true
+    if (signalled !== undefined) process.exit(stopStatus(signalled))
+    signalled = signal
     fiber.unsafeInterruptAsFork(fiber.id())
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
   process.on("SIGHUP", onSignal)
   fiber.addObserver((exit) => {
-    status = statusOf(exit)
+    status = statusOf(exit, signalled)
     process.exitCode = status
     // After a stop signal, leave at once: more signals may be on their way, and
     // one landing while Node tears down its handlers would kill the process.
-    if (signalled) process.exit(status)
+    if (signalled !== undefined) process.exit(status)
   })
 }
 

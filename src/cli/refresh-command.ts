@@ -7,7 +7,7 @@ import { refreshLayer } from "../server/server-layer.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
-import { checkedDataDir, providersFile } from "./providers-command.js"
+import { checkedDataDir, providersFile } from "./options.js"
 
 /**
  * `credproxy token refresh PROVIDER [--bucket B]`: the same coordinator as the

@@ -1,5 +1,6 @@
 import * as Schema from "effect/Schema"
 import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
+import { LoginErrorCode } from "../protocol/login.js"
 import { describeProviderCall, OAuthErrorCode, ProviderCallFields } from "./errors.js"
 
 /**
@@ -79,5 +80,15 @@ export class ExchangeFailed extends Schema.TaggedError<ExchangeFailed>()("Exchan
     return this.reason === "Refused"
       ? `the provider refused the code${this.error === undefined ? "" : ` (${this.error})`}`
       : EXCHANGE_TEXTS[this.reason]
+  }
+}
+
+/** A login the host ran for itself (`credproxy login`) ended without a token: refused, expired, failed. */
+export class LoginFailed extends Schema.TaggedError<LoginFailed>()("LoginFailed", {
+  code: LoginErrorCode,
+  text: Schema.String
+}) {
+  override get message(): string {
+    return `the login did not complete: ${this.text} (${this.code})`
   }
 }
