@@ -9,9 +9,10 @@ import type * as Scope from "effect/Scope"
  * 127.0.0.1 at a port the system picks, for one session, closed with its
  * scope (the session's fiber: a cancel, the expiry or the server's stop).
  * Only `GET /callback` is taken; anything else is answered 404. A local
- * process can reach it, so it holds little: small headers, short request
- * timeouts, a few connections, and at most a few callbacks waiting to be
- * looked at (more are answered 503). Answers never echo what was sent.
+ * process can reach it, so it holds little: small headers (larger ones are
+ * answered 431 by Node), short request timeouts, a few connections (more are
+ * closed at once), and at most a few callbacks waiting to be looked at (more
+ * are answered 503). Answers never echo what was sent.
  */
 
 export const CALLBACK_PATH = "/callback"
@@ -63,7 +64,6 @@ export const listenOnLoopback: Effect.Effect<LoopbackListener, never, Scope.Scop
   server.headersTimeout = REQUEST_TIMEOUT_MS
   server.keepAliveTimeout = 1_000
   server.maxConnections = MAX_CONNECTIONS
-  server.on("clientError", (_error, socket) => socket.destroy())
   const port = yield* Effect.acquireRelease(
     Effect.async<number>((resume) => {
       server.once("error", (error) => resume(Effect.die(error)))
