@@ -5,7 +5,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { errorCode } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
-import { LoginFlow } from "../protocol/login.js"
+import { LOGIN_FLOWS, LoginFlow } from "../protocol/login.js"
 import { isValidName, NAME_RULE } from "../protocol/names.js"
 import { fieldIssueOf } from "../protocol/parse-issue.js"
 import { endpointProblem, type OAuthProvider } from "../services/OAuthProviders.js"
@@ -68,7 +68,7 @@ const AuthorizationParams = Schema.Record({
 )
 
 const LoginEntry = Schema.Struct({
-  flow: optional(LoginFlow),
+  flow: optional(LoginFlow.annotations({ message: () => `must be one of ${LOGIN_FLOWS.join(", ")}` })),
   redirectUri: optional(Endpoint),
   authorizationParams: optional(AuthorizationParams)
 })

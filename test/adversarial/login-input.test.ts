@@ -75,6 +75,25 @@ describe("bad input to the oauth_* operations", () => {
     })
   )
 
+  it.scoped("a login outside the access policy is UNAUTHORIZED and starts nothing", () =>
+    Effect.gen(function* () {
+      const auth = yield* authServerWith({})
+      const server = yield* startServer({ providers: [loginProvider(auth)], allow: ["oidc:work"] })
+      const client = yield* connect(server)
+      const requests = auth.tokenRequests()
+      expect(yield* call(client, "oauth_initiate", { provider: "oidc" })).toMatchObject({
+        ok: false,
+        code: "UNAUTHORIZED",
+        error: "not allowed by the access policy"
+      })
+      expect(server.status().loginSessions).toBe(0)
+      expect(auth.tokenRequests()).toBe(requests)
+      expect(yield* call(client, "oauth_initiate", { provider: "oidc", bucket: "work" })).toMatchObject({
+        ok: true
+      })
+    })
+  )
+
   it.scoped(
     "malformed codes are refused before the session is touched; a wrong #STATE spends it without calling the provider",
     () =>
