@@ -29,12 +29,12 @@ const adapterFor = (server: TestServer) =>
 const userFollows = (auth: AuthServer, options: { readonly deny?: boolean } = {}) => {
   let done: Promise<unknown> = Promise.resolve()
   const onPrompt = (prompt: LoginPrompt) => {
-    if (prompt.flowType === "device_code") {
-      done = auth.browse(prompt.verificationUri, { userCode: prompt.userCode, ...options })
-    } else if (prompt.flowType === "browser_redirect") {
-      const redirectUri = new URL(prompt.authUrl).searchParams.get("redirect_uri") ?? ""
+    if (prompt.flow_type === "device_code") {
+      done = auth.browse(prompt.verification_uri, { userCode: prompt.user_code, ...options })
+    } else if (prompt.flow_type === "browser_redirect") {
+      const redirectUri = new URL(prompt.auth_url).searchParams.get("redirect_uri") ?? ""
       done = auth
-        .browse(prompt.authUrl, { ...options, stopAt: (to) => to.startsWith(redirectUri) })
+        .browse(prompt.auth_url, { ...options, stopAt: (to) => to.startsWith(redirectUri) })
         .then((location) => fetch(location ?? ""))
     }
   }
@@ -61,8 +61,8 @@ describe("ProxyOAuthAdapter (Promise face)", () => {
         )
         expect(prompts).toEqual([
           expect.objectContaining({
-            flowType: "device_code",
-            userCode: expect.any(String),
+            flow_type: "device_code",
+            user_code: expect.any(String),
             expiresInSeconds: 600
           })
         ])
@@ -99,7 +99,7 @@ describe("ProxyOAuthAdapter (Promise face)", () => {
           adapter.login("paste", {
             bucket: "work",
             onPrompt: (prompt) => {
-              if (prompt.flowType === "pkce_redirect") authUrl = prompt.authUrl
+              if (prompt.flow_type === "pkce_redirect") authUrl = prompt.auth_url
             },
             readCode: async () => {
               const back = new URL(

@@ -1,7 +1,7 @@
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import type { NotFound, StoreError } from "../errors/errors.js"
+import { describeProviderCall, type NotFound, type StoreError } from "../errors/errors.js"
 import type { LoginFailed } from "../errors/login-errors.js"
 import type { DataDirRefused, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
@@ -51,7 +51,7 @@ export const withExitStatus = <R>(
       NotFound: (error) => report(error.message, EXIT_NOT_FOUND),
       LoginStartFailed: (error) =>
         report(
-          `cannot start the login at ${error.provider}: ${error.message} (${error.detail})`,
+          `cannot start the login at ${error.provider}: ${error.message} (${describeProviderCall(error.call)})`,
           EXIT_FAILURE
         ),
       ExchangeFailed: (error) => report(`the login did not complete: ${error.message}`, EXIT_FAILURE),

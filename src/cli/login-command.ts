@@ -11,7 +11,7 @@ import { toWireError } from "../errors/wire-error.js"
 import { LOGIN_FLOWS } from "../protocol/login.js"
 import { loginLayer } from "../server/server-layer.js"
 import { makeLoginPrompt } from "./login-prompt.js"
-import { requireName } from "./names.js"
+import { requireTokenKey } from "./names.js"
 import { openInBrowser } from "./open-browser.js"
 import * as shared from "./options.js"
 import { checkedDataDir, providersFile } from "./options.js"
@@ -47,10 +47,7 @@ export const loginCommand = Command.make(
   },
   (flags) =>
     Effect.gen(function* () {
-      const key = {
-        provider: yield* requireName(flags.provider, "provider"),
-        bucket: yield* requireName(flags.bucket, "bucket")
-      }
+      const key = yield* requireTokenKey(flags.provider, flags.bucket)
       yield* checkedDataDir(flags.dataDir)
       const layer = yield* loginLayer(flags.dataDir, flags.providers)
       yield* stopSignalsCancel

@@ -7,3 +7,7 @@ export const requireName = (value: string, what: string): Effect.Effect<string, 
   isValidName(value)
     ? Effect.succeed(value)
     : Effect.fail(new UsageError({ reason: `invalid ${what} "${value}": a name is ${NAME_RULE}` }))
+
+/** A provider:bucket key from the command line, both names checked. */
+export const requireTokenKey = (provider: string, bucket: string) =>
+  Effect.all({ provider: requireName(provider, "provider"), bucket: requireName(bucket, "bucket") })

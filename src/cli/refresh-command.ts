@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import { sanitizeToken } from "../protocol/token.js"
 import { refreshLayer } from "../server/server-layer.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
-import { requireName } from "./names.js"
+import { requireTokenKey } from "./names.js"
 import * as shared from "./options.js"
 import { checkedDataDir, providersFile } from "./options.js"
 
@@ -25,10 +25,7 @@ export const refreshCommand = Command.make(
   },
   (flags) =>
     Effect.gen(function* () {
-      const key = {
-        provider: yield* requireName(flags.provider, "provider"),
-        bucket: yield* requireName(flags.bucket, "bucket")
-      }
+      const key = yield* requireTokenKey(flags.provider, flags.bucket)
       // Checked before the providers file in it is read (the store checks it again when it opens).
       yield* checkedDataDir(flags.dataDir)
       const token = yield* Effect.flatMap(RefreshCoordinator, (coordinator) => coordinator.refresh(key)).pipe(

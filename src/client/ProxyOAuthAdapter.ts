@@ -19,29 +19,15 @@ import { DEFAULT_BUCKET } from "./store-types.js"
 /** A token as the proxy serves it: every field but the refresh token. */
 export type ServedToken = DataOf<"get_token">
 
-/** What the user must do, as the caller's `onPrompt` receives it. */
-export type LoginPrompt =
-  | {
-      readonly flowType: "device_code"
-      /** Open this and enter `userCode`... */
-      readonly verificationUri: string
-      readonly userCode: string
-      /** ...or open this, which carries the code. */
-      readonly verificationUriComplete?: string
-      readonly expiresInSeconds: number
-    }
-  | {
-      /** Open `authUrl`; the provider's last page shows a code to paste (`readCode`). */
-      readonly flowType: "pkce_redirect"
-      readonly authUrl: string
-      readonly expiresInSeconds: number
-    }
-  | {
-      /** Open `authUrl` on the host's machine: its browser comes back to the host's listener. */
-      readonly flowType: "browser_redirect"
-      readonly authUrl: string
-      readonly expiresInSeconds: number
-    }
+/**
+ * What the user must do, as the caller's `onPrompt` receives it: the
+ * `oauth_initiate` answer. `device_code`: open `verification_uri` and enter
+ * `user_code` (or open `verification_uri_complete`, which carries it);
+ * `pkce_redirect`: open `auth_url`, whose last page shows the code to paste
+ * (`readCode`); `browser_redirect`: open `auth_url` on the host's machine,
+ * whose browser comes back to the host's listener.
+ */
+export type LoginPrompt = InitiateData
 
 export interface LoginOptions<E> {
   readonly bucket?: string | undefined
@@ -55,28 +41,6 @@ export interface LoginOptions<E> {
 const CANCEL_TIMEOUT = Duration.seconds(5)
 /** Polling interval when the host names none. */
 const DEFAULT_POLL_MS = 1_000
-
-const promptOf = (started: InitiateData): LoginPrompt => {
-  switch (started.flow_type) {
-    case "device_code":
-      return {
-        flowType: "device_code",
-        verificationUri: started.verification_uri,
-        userCode: started.user_code,
-        ...(started.verification_uri_complete === undefined
-          ? {}
-          : { verificationUriComplete: started.verification_uri_complete }),
-        expiresInSeconds: started.expiresInSeconds
-      }
-    case "pkce_redirect":
-    case "browser_redirect":
-      return {
-        flowType: started.flow_type,
-        authUrl: started.auth_url,
-        expiresInSeconds: started.expiresInSeconds
-      }
-  }
-}
 
 /**
  * Logs in to `provider` (bucket `default` unless given) through the proxy:
@@ -102,7 +66,7 @@ export const login = <E = never>(
       .pipe(Effect.timeout(CANCEL_TIMEOUT), Effect.ignore)
 
     const finish: Effect.Effect<ServedToken, ProxyClientError | LoginFailed | E> = Effect.gen(function* () {
-      yield* options.onPrompt(promptOf(started))
+      yield* options.onPrompt(started)
       if (started.flow_type === "pkce_redirect") {
         if (options.readCode === undefined) {
           return yield* new LoginFailed({

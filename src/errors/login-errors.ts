@@ -1,7 +1,7 @@
 import * as Schema from "effect/Schema"
 import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { LoginErrorCode } from "../protocol/login.js"
-import { describeProviderCall, OAuthErrorCode, ProviderCallFields } from "./errors.js"
+import { OAuthErrorCode, ProviderCallFields } from "./errors.js"
 
 /**
  * The failures of an OAuth login (PROTOCOL.md §17). Like every error here
@@ -36,16 +36,14 @@ export class LoginSessionLimit extends Schema.TaggedError<LoginSessionLimit>()("
 /** The provider did not start a login: metadata discovery or the device authorization request failed. */
 export class LoginStartFailed extends Schema.TaggedError<LoginStartFailed>()("LoginStartFailed", {
   provider: Schema.String,
-  ...ProviderCallFields
+  /** What the failed call was (safe fields only). */
+  call: Schema.Struct(ProviderCallFields)
 }) {
-  get detail(): string {
-    return describeProviderCall(this)
-  }
-
   override get message(): string {
-    return this.reason === "Transient"
+    const { reason, error } = this.call
+    return reason === "Transient"
       ? "provider unreachable"
-      : `the provider did not start the login${this.error === undefined ? "" : ` (${this.error})`}`
+      : `the provider did not start the login${error === undefined ? "" : ` (${error})`}`
   }
 }
 

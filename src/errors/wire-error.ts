@@ -33,6 +33,12 @@ const invalidRequestText = (error: InvalidRequest): string => {
   }
 }
 
+const SESSION_CODES = {
+  NotFound: WireCode.SESSION_NOT_FOUND,
+  Expired: WireCode.SESSION_EXPIRED,
+  AlreadyUsed: WireCode.SESSION_ALREADY_USED
+} as const
+
 /**
  * The one place where failures become wire codes and client-facing text,
  * built from each error's reason and safe fields: never a store's raw error,
@@ -81,6 +87,14 @@ export const toWireError = (error: ProxyError): WireError => {
             ? "provider not configured on the host"
             : "provider has no usable login on the host"
       }
+    case "LoginSessionError":
+      return { code: SESSION_CODES[error.reason], message: error.message }
+    case "LoginSessionLimit":
+      return { code: WireCode.RATE_LIMITED, message: error.message, retryAfter: error.retryAfter }
+    case "LoginStartFailed":
+      return { code: WireCode.INTERNAL_ERROR, message: error.message }
+    case "ExchangeFailed":
+      return { code: WireCode.EXCHANGE_FAILED, message: error.message }
     case "ReauthRequired":
       return { code: WireCode.REAUTH_REQUIRED, message: error.message }
     case "RefreshCooldown":
@@ -95,21 +109,5 @@ export const toWireError = (error: ProxyError): WireError => {
         message:
           error.reason === "Transient" ? "provider unreachable" : "provider did not complete the refresh"
       }
-    case "LoginSessionError":
-      return {
-        code:
-          error.reason === "NotFound"
-            ? WireCode.SESSION_NOT_FOUND
-            : error.reason === "Expired"
-              ? WireCode.SESSION_EXPIRED
-              : WireCode.SESSION_ALREADY_USED,
-        message: error.message
-      }
-    case "LoginSessionLimit":
-      return { code: WireCode.RATE_LIMITED, message: error.message, retryAfter: error.retryAfter }
-    case "LoginStartFailed":
-      return { code: WireCode.INTERNAL_ERROR, message: error.message }
-    case "ExchangeFailed":
-      return { code: WireCode.EXCHANGE_FAILED, message: error.message }
   }
 }

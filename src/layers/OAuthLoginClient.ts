@@ -54,6 +54,33 @@ const requestParameters = (provider: OAuthProvider): Record<string, string> => (
   ...provider.login?.authorizationParams
 })
 
+/**
+ * One request to `endpoint` of `server` and the processing of its answer,
+ * with the client's id and authentication: the shape every call shares.
+ */
+const request =
+  <A>(
+    provider: OAuthProvider,
+    endpoint: string,
+    send: (
+      as: oauth.AuthorizationServer,
+      client: oauth.Client,
+      auth: oauth.ClientAuth,
+      options: ReturnType<typeof requestOptions>
+    ) => Promise<Response>,
+    process: (as: oauth.AuthorizationServer, client: oauth.Client, response: Response) => Promise<A>
+  ) =>
+  (server: LoginServer): Effect.Effect<A, ProviderCallIssue> =>
+    call(async (signal) => {
+      const as = asOf(server)
+      const client = clientOf(provider)
+      return process(
+        as,
+        client,
+        await send(as, client, authOf(provider), requestOptions(new URL(endpoint), signal))
+      )
+    })
+
 export const make: Effect.Effect<LoginClientShape> = Effect.sync(() => {
   const discovered = new Map<string, LoginServer>()
 
@@ -132,63 +159,55 @@ export const make: Effect.Effect<LoginClientShape> = Effect.sync(() => {
     },
     deviceAuthorization: (provider, server) =>
       Effect.map(
-        call(async (signal) => {
-          const as = asOf(server)
-          const client = clientOf(provider)
-          const response = await oauth.deviceAuthorizationRequest(
-            as,
-            client,
-            authOf(provider),
-            requestParameters(provider),
-            requestOptions(new URL(server.deviceAuthorizationEndpoint ?? ""), signal)
-          )
-          return oauth.processDeviceAuthorizationResponse(as, client, response)
-        }),
+        request(
+          provider,
+          server.deviceAuthorizationEndpoint ?? "",
+          (as, client, auth, options) =>
+            oauth.deviceAuthorizationRequest(as, client, auth, requestParameters(provider), options),
+          oauth.processDeviceAuthorizationResponse
+        )(server),
         (answer) => ({
           deviceCode: answer.device_code,
-          userCode: answer.user_code,
-          verificationUri: answer.verification_uri,
-          ...(answer.verification_uri_complete === undefined
-            ? {}
-            : { verificationUriComplete: answer.verification_uri_complete }),
           expiresInSeconds: answer.expires_in,
-          ...(answer.interval === undefined ? {} : { intervalSeconds: answer.interval })
+          ...(answer.interval === undefined ? {} : { intervalSeconds: answer.interval }),
+          shown: {
+            verification_uri: answer.verification_uri,
+            user_code: answer.user_code,
+            ...(answer.verification_uri_complete === undefined
+              ? {}
+              : { verification_uri_complete: answer.verification_uri_complete })
+          }
         })
       ),
     deviceToken: (provider, server, deviceCode) =>
-      call(async (signal) => {
-        const as = asOf(server)
-        const client = clientOf(provider)
-        const response = await oauth.deviceCodeGrantRequest(
-          as,
-          client,
-          authOf(provider),
-          deviceCode,
-          requestOptions(new URL(server.tokenEndpoint), signal)
-        )
-        return oauth.processDeviceCodeResponse(as, client, response)
-      }),
+      request(
+        provider,
+        server.tokenEndpoint,
+        (as, client, auth, options) => oauth.deviceCodeGrantRequest(as, client, auth, deviceCode, options),
+        oauth.processDeviceCodeResponse
+      )(server),
     exchangeCode: (provider, server, exchange) =>
-      call(async (signal) => {
-        const client = clientOf(provider)
-        const parameters = oauth.validateAuthResponse(
-          asOf(server, exchange.checkIssuer),
-          client,
-          exchange.callback,
-          exchange.state
-        )
-        const as = asOf(server)
-        const response = await oauth.authorizationCodeGrantRequest(
-          as,
-          client,
-          authOf(provider),
-          parameters,
-          exchange.redirectUri,
-          exchange.verifier,
-          requestOptions(new URL(server.tokenEndpoint), signal)
-        )
-        return oauth.processAuthorizationCodeResponse(as, client, response)
-      })
+      request(
+        provider,
+        server.tokenEndpoint,
+        (as, client, auth, options) =>
+          oauth.authorizationCodeGrantRequest(
+            as,
+            client,
+            auth,
+            // The redirect is checked first: state, `iss` where the server sends it, an error answer.
+            oauth.validateAuthResponse(
+              asOf(server, exchange.checkIssuer),
+              client,
+              exchange.callback,
+              exchange.state
+            ),
+            exchange.redirectUri,
+            exchange.verifier,
+            options
+          ),
+        oauth.processAuthorizationCodeResponse
+      )(server)
   })
 })
 

@@ -27,12 +27,15 @@ export interface LoginServer {
 /** The device authorization answer (RFC 8628 §3.2). */
 export interface DeviceAuthorization {
   readonly deviceCode: string
-  readonly userCode: string
-  readonly verificationUri: string
-  readonly verificationUriComplete?: string
   readonly expiresInSeconds: number
   /** The provider's polling interval; absent means 5 s. */
   readonly intervalSeconds?: number
+  /** What the user is shown, under the names `oauth_initiate` answers with. */
+  readonly shown: {
+    readonly verification_uri: string
+    readonly verification_uri_complete?: string
+    readonly user_code: string
+  }
 }
 
 /** The secrets of one authorization request: PKCE verifier and its S256 challenge, and the state. */

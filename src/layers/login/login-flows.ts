@@ -150,11 +150,7 @@ export const makeFlows = (ctx: FlowContext) => {
       return {
         flow_type: "device_code",
         session_id: session.id,
-        verification_uri: device.verificationUri,
-        ...(device.verificationUriComplete === undefined
-          ? {}
-          : { verification_uri_complete: device.verificationUriComplete }),
-        user_code: device.userCode,
+        ...device.shown,
         pollIntervalMs: session.pollIntervalMs,
         expiresInSeconds: Math.ceil(lifetimeMs / 1000)
       }

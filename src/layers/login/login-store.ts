@@ -67,7 +67,7 @@ export const storeLogin =
 
 /** A provider call of a login start that failed. */
 export const startFailed = (provider: string, issue: ProviderCallIssue): LoginStartFailed =>
-  new LoginStartFailed({ provider, ...issue })
+  new LoginStartFailed({ provider, call: issue })
 
 /** A code exchange (or a device poll that ended badly) as `ExchangeFailed`. */
 export const exchangeFailed = (provider: string, issue: ProviderCallIssue): ExchangeFailed =>
