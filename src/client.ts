@@ -6,6 +6,7 @@
 export {
   CONNECTION_LOST_MESSAGE,
   ConnectionLost,
+  LoginFailed,
   type ProxyClientError,
   ProxyResponseError,
   ProxyUnavailable,
@@ -21,6 +22,15 @@ export {
   type ProxyClientOptions,
   type ProxyClientShape
 } from "./client/ProxyClient.js"
+export {
+  type LoginOptions,
+  type LoginPrompt,
+  login as proxyLogin,
+  type PromiseLoginOptions,
+  ProxyOAuthAdapter,
+  refresh as proxyRefresh,
+  type ServedToken
+} from "./client/ProxyOAuthAdapter.js"
 export { KEY_MANAGEMENT_UNAVAILABLE, ProxyProviderKeyStorage } from "./client/ProxyProviderKeyStorage.js"
 export { ProxyTokenStore } from "./client/ProxyTokenStore.js"
 export type {

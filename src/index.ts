@@ -21,6 +21,13 @@ export {
   StoreTimeout,
   Unauthorized
 } from "./errors/errors.js"
+export {
+  ExchangeFailed,
+  LoginFailed,
+  LoginSessionError,
+  LoginSessionLimit,
+  LoginStartFailed
+} from "./errors/login-errors.js"
 export { DataDirRefused, KeyringUnavailable, ServerStartError } from "./errors/startup.js"
 export { UsageError } from "./errors/usage.js"
 export { toWireError, type WireError } from "./errors/wire-error.js"
@@ -34,6 +41,8 @@ export * as HostStores from "./layers/HostStores.js"
 export * as KeyringKeyStorage from "./layers/KeyringKeyStorage.js"
 export * as KeyringTokenStore from "./layers/KeyringTokenStore.js"
 export * as KeyringClient from "./layers/keyring/keyring-client.js"
+export * as LoginSessionsLive from "./layers/LoginSessionsLive.js"
+export * as OAuthLoginClient from "./layers/OAuthLoginClient.js"
 export * as OAuthTokenRefresher from "./layers/OAuthTokenRefresher.js"
 export * as PeerVerifierNative from "./layers/PeerVerifierNative.js"
 export * as ProvidersFile from "./layers/ProvidersFile.js"
@@ -42,6 +51,7 @@ export * as RefreshCoordinatorLive from "./layers/RefreshCoordinatorLive.js"
 export * as StderrLogger from "./layers/StderrLogger.js"
 export * as StoreDeadline from "./layers/StoreDeadline.js"
 export { type StoreLayers, storeLayers } from "./layers/StoreLayers.js"
+export * as TokenQuotaLive from "./layers/TokenQuotaLive.js"
 export * as TokenRenewalLive from "./layers/TokenRenewalLive.js"
 export { encodeFrame, FrameDecoder } from "./protocol/frame.js"
 export {
@@ -61,10 +71,13 @@ export * as AccessPolicy from "./services/AccessPolicy.js"
 export { AuditLog } from "./services/AuditLog.js"
 export { CapabilityGate } from "./services/CapabilityGate.js"
 export { KeyStorage } from "./services/KeyStorage.js"
+export { LoginClient } from "./services/LoginClient.js"
+export * as LoginSessions from "./services/LoginSessions.js"
 export * as OAuthProviders from "./services/OAuthProviders.js"
 export { PeerVerifier } from "./services/PeerVerifier.js"
 export * as RateLimiter from "./services/RateLimiter.js"
 export * as RefreshCoordinator from "./services/RefreshCoordinator.js"
+export { TokenQuota } from "./services/TokenQuota.js"
 export { type RefreshedToken, TokenRefresher } from "./services/TokenRefresher.js"
 export * as TokenRenewal from "./services/TokenRenewal.js"
 export { type TokenKey, TokenStore } from "./services/TokenStore.js"

@@ -340,18 +340,23 @@ describe("requests that fail validation (PROTOCOL.md §5, §8, §14)", () => {
     })
   )
 
-  it.scoped("operations this server does not offer answer INVALID_REQUEST naming the operation", () =>
+  it.scoped("logins on a server without providers: PROVIDER_NOT_FOUND, unknown sessions not found", () =>
     Effect.gen(function* () {
       const server = yield* startServer()
       const client = yield* open(server)
-      for (const op of ["oauth_initiate", "oauth_exchange", "oauth_poll", "oauth_cancel"]) {
-        const reply = yield* call(client, op, { provider: "p", session_id: "s", code: "c" })
-        expect(reply).toMatchObject({
+      expect(yield* call(client, "oauth_initiate", { provider: "p" })).toMatchObject({
+        ok: false,
+        code: "PROVIDER_NOT_FOUND",
+        error: "provider not configured on the host"
+      })
+      for (const op of ["oauth_exchange", "oauth_poll"]) {
+        expect(yield* call(client, op, { session_id: "s", code: "c" })).toMatchObject({
           ok: false,
-          code: "INVALID_REQUEST",
-          error: `operation ${op} is not available on this server`
+          code: "SESSION_NOT_FOUND",
+          error: "login session not found"
         })
       }
+      expect(yield* call(client, "oauth_cancel", { session_id: "s" })).toMatchObject({ ok: true, data: {} })
       client.close()
     })
   )

@@ -95,6 +95,49 @@ describe("providers file", () => {
     }
   })
 
+  it("the login entry (§17): flow, redirectUri, authorizationParams; each problem named", () => {
+    const base = { issuer: "https://auth.example.com", clientId: "c" }
+    const parsed = parseProviders({
+      providers: {
+        device: { ...base, login: {} },
+        paste: {
+          ...base,
+          login: {
+            flow: "pkce_redirect",
+            redirectUri: "https://auth.example.com/code",
+            authorizationParams: { audience: "api", prompt: "consent" }
+          }
+        }
+      }
+    })
+    expect(Either.getOrThrow(parsed)[1]?.login).toEqual({
+      flow: "pkce_redirect",
+      redirectUri: "https://auth.example.com/code",
+      authorizationParams: { audience: "api", prompt: "consent" }
+    })
+    const login = (value: unknown) => problem({ providers: { p: { ...base, login: value } } })
+    expect(login({ flow: "password" })).toContain(
+      "provider p: field login.flow must be one of device_code, pkce_redirect, browser_redirect"
+    )
+    expect(login({ flow: "pkce_redirect" })).toContain(
+      "provider p: field login.redirectUri is missing (pkce_redirect needs it)"
+    )
+    expect(login({ redirectUri: "http://evil.example/code" })).toContain(
+      "provider p: field login.redirectUri must be an https URL"
+    )
+    expect(login({ authorizationParams: { state: "fixed" } })).toContain(
+      "provider p: field login.authorizationParams must not set state: the login sets it"
+    )
+    expect(login({ authorizationParams: { audience: 7 } })).toContain(
+      "provider p: field login.authorizationParams.audience must be a string"
+    )
+    expect(login({ clientSecret: "hunter2" })).toContain(
+      "provider p: field login.clientSecret is not a known field"
+    )
+    expect(login({ clientSecret: "hunter2" })).not.toContain('hunter2"')
+    expect(login("device_code")).toContain("provider p: field login must be an object")
+  })
+
   it.scoped("a missing default file means no providers; a missing --providers file is an error", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir()

@@ -222,9 +222,11 @@ describe("restricted connections (§19), each row against an open server", () =>
           data: { exists: true }
         })
         expect(yield* open.call("refresh_token", { provider: "acme" })).toMatchObject({ ok: true })
+        // acme can refresh but has no login endpoints: an open connection is told so.
         expect(yield* open.call("oauth_initiate", { provider: "acme" })).toMatchObject({
           ok: false,
-          code: "INVALID_REQUEST"
+          code: "PROVIDER_NOT_FOUND",
+          error: "provider has no usable login on the host"
         })
         expect(forbiddenLines(open.server)).toEqual([])
       })

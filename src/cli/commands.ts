@@ -4,7 +4,9 @@ import { doctorCommand } from "./doctor-command.js"
 import { execCommand } from "./exec-command.js"
 import { entry } from "./help/command-tree.js"
 import { keyCommand, listKeysCommand, removeKeyCommand, setCommand } from "./key-command.js"
+import { loginCommand } from "./login-command.js"
 import { policyChangeCommands, policyCommand, showPolicyCommand } from "./policy-command.js"
+import { addCommand } from "./providers-add.js"
 import { listProvidersCommand, providersCommand } from "./providers-command.js"
 import { refreshCommand } from "./refresh-command.js"
 import { serveCommand } from "./serve-command.js"
@@ -22,6 +24,7 @@ export const root = Command.make(PROGRAM).pipe(
   Command.withSubcommands([
     serveCommand,
     execCommand,
+    loginCommand,
     tokenCommand,
     keyCommand,
     providersCommand,
@@ -37,6 +40,7 @@ export const root = Command.make(PROGRAM).pipe(
 export const commandTree = entry("", root, [
   entry("serve", serveCommand),
   entry("exec", execCommand),
+  entry("login", loginCommand),
   entry("token", tokenCommand, [
     entry("token import", importCommand),
     entry("token show", showCommand),
@@ -49,7 +53,10 @@ export const commandTree = entry("", root, [
     entry("key list", listKeysCommand),
     entry("key remove", removeKeyCommand)
   ]),
-  entry("providers", providersCommand, [entry("providers list", listProvidersCommand)]),
+  entry("providers", providersCommand, [
+    entry("providers list", listProvidersCommand),
+    entry("providers add", addCommand)
+  ]),
   entry("status", statusCommand),
   entry("policy", policyCommand, [
     entry("policy show", showPolicyCommand),

@@ -14,7 +14,7 @@ import { socketCheck } from "./doctor/sandbox-checks.js"
 import { ExitWith } from "./exit-status.js"
 import { requireName } from "./names.js"
 import * as shared from "./options.js"
-import { providersFile } from "./providers-command.js"
+import { providersFile } from "./options.js"
 
 const optionalPath = (name: string, placeholder: string, description: string) =>
   Options.text(name).pipe(

@@ -3,9 +3,11 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type { CopyNotVerified } from "../errors/copy.js"
-import type { NotFound, StoreError } from "../errors/errors.js"
+import { describeProviderCall, type NotFound, type StoreError } from "../errors/errors.js"
+import type { LoginFailed } from "../errors/login-errors.js"
 import type { DataDirRefused, KeyringUnavailable, ServerStartError } from "../errors/startup.js"
 import type { UsageError } from "../errors/usage.js"
+import type { LoginError } from "../services/LoginSessions.js"
 import type { RefreshError } from "../services/RefreshCoordinator.js"
 import type { AdminCallFailed } from "./admin-client.js"
 
@@ -36,6 +38,8 @@ export type CliError =
   | CopyNotVerified
   | RefreshError
   | AdminCallFailed
+  | LoginError
+  | LoginFailed
 
 /**
  * The one place where a command's outcome becomes a message on stderr and an
@@ -62,7 +66,16 @@ export const withExitStatus = <R>(
       ServerStartError: (error) => report(error.message, EXIT_USAGE),
       DataDirRefused: (error) => report(error.message, EXIT_USAGE),
       KeyringUnavailable: (error) => report(error.message, EXIT_USAGE),
-      NotFound: (error) => report(error.message, EXIT_NOT_FOUND)
+      NotFound: (error) => report(error.message, EXIT_NOT_FOUND),
+      LoginStartFailed: (error) =>
+        report(
+          `cannot start the login at ${error.provider}: ${error.message} (${describeProviderCall(error.call)}); check its entry with credproxy doctor, then log in again`,
+          EXIT_FAILURE
+        ),
+      ExchangeFailed: (error) =>
+        report(`the login did not complete: ${error.message}; run credproxy login again`, EXIT_FAILURE),
+      LoginSessionError: (error) =>
+        report(`the login did not complete: ${error.message}; run credproxy login again`, EXIT_FAILURE)
     }),
     Effect.catchAll((error) => report(error.message, EXIT_FAILURE))
   )

@@ -13,7 +13,7 @@ import { EXIT_FAILURE, EXIT_OK, withExitStatus } from "./exit-status.js"
 import { commandOf, helpRequested } from "./help/command-tree.js"
 import { MAX_HELP_WIDTH, renderHelp } from "./help/render-help.js"
 import { LOG_LEVEL_ALIAS } from "./options.js"
-import { forwardSignal, type StopSignal } from "./signals.js"
+import { forwardSignal, type StopSignal, stopStatus } from "./signals.js"
 
 const cli = Command.run(root, { name: PROGRAM, version: VERSION })
 
@@ -74,10 +74,14 @@ const program = (argv: ReadonlyArray<string>) => {
   return withExitStatus(cli(argv), usage)
 }
 
-/** The exit status of the finished program: its own, 0 when a stop signal interrupted it, 1 for a defect. */
-const statusOf = (exit: Exit.Exit<number>): number => {
+/**
+ * The exit status of the finished program: its own; when a stop signal
+ * interrupted it, 0 (a clean stop) or, for a command the signal cancels,
+ * 128 + the signal's number; 1 for a defect.
+ */
+const statusOf = (exit: Exit.Exit<number>, signal: StopSignal | undefined): number => {
   if (Exit.isSuccess(exit)) return exit.value
-  if (Cause.isInterruptedOnly(exit.cause)) return EXIT_OK
+  if (Cause.isInterruptedOnly(exit.cause)) return signal === undefined ? EXIT_OK : stopStatus(signal)
   process.stderr.write(
     `credproxy: internal error; please report it with the lines below\n${Cause.pretty(exit.cause)}\n`
   )
@@ -87,30 +91,31 @@ const statusOf = (exit: Exit.Exit<number>): number => {
 /**
  * Runs the command; the first SIGINT/SIGTERM interrupts it (the server drains
  * and removes its socket), a second one during the drain stops at once. Both
- * are clean stops: exit status 0.
+ * are clean stops (exit status 0), except for a command the signal cancels
+ * (`credproxy login`: 128 + the signal's number).
  */
 const main = (): void => {
   const fiber = Effect.runFork(program(routeLogLevel(process.argv)).pipe(Effect.provide(platform)))
-  let signalled = false
+  let signalled: StopSignal | undefined
   let status: number | undefined
   // The handler stays installed until the process exits: a signal that lands
   // after the command finished must not kill the process with that signal.
   const onSignal = (signal: StopSignal) => {
     if (status !== undefined) process.exit(status)
     if (forwardSignal(signal)) return
-    if (signalled) process.exit(EXIT_OK)
-    signalled = true
+    if (signalled !== undefined) process.exit(stopStatus(signalled))
+    signalled = signal
     fiber.unsafeInterruptAsFork(fiber.id())
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
   process.on("SIGHUP", onSignal)
   fiber.addObserver((exit) => {
-    status = statusOf(exit)
+    status = statusOf(exit, signalled)
     process.exitCode = status
     // After a stop signal, leave at once: more signals may be on their way, and
     // one landing while Node tears down its handlers would kill the process.
-    if (signalled) process.exit(status)
+    if (signalled !== undefined) process.exit(status)
   })
 }
 

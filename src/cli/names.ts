@@ -10,3 +10,7 @@ export const requireName = (value: string, subject: string): Effect.Effect<strin
   isValidName(value)
     ? Effect.succeed(value)
     : Effect.fail(new UsageError({ reason: "InvalidName", subject, detail: value }))
+
+/** A provider:bucket key from the command line, both names checked. */
+export const requireTokenKey = (provider: string, bucket: string) =>
+  Effect.all({ provider: requireName(provider, "PROVIDER"), bucket: requireName(bucket, "--bucket") })

@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { resolveDataDir } from "../config/data-dir.js"
 import { resolveStoreKind, STORE_KINDS } from "../config/store-kind.js"
+import { checkDataDir } from "../layers/file-store/data-dir-check.js"
 import { LOG_LEVELS, type LogFormat } from "../layers/StderrLogger.js"
 
 /**
@@ -78,3 +79,19 @@ export const parseWholeNumber =
 /** An option that may be given any number of times; the help marks it with `...`. */
 export const repeated = <A>(option: Options.Options<A>, description: string): Options.Options<Array<A>> =>
   option.pipe(Options.withDescription(description), Options.repeated)
+
+/** `--providers FILE` (PROTOCOL.md §16), for `serve`, `login`, `token refresh`, `providers list|add` and `doctor`. */
+export const providersFile = Options.file("providers").pipe(
+  Options.withPseudoName("FILE"),
+  Options.withDescription("OAuth providers file (default: {data dir}/providers.json, which may be missing)"),
+  Options.optional,
+  Options.map(Option.getOrUndefined)
+)
+
+/**
+ * The data directory's checks (PROTOCOL.md §22) for a command that reads it
+ * without opening a store, made before anything in it is read: a refused one
+ * is `DataDirRefused` (exit 2) as for every other command. A missing one is
+ * left missing.
+ */
+export const checkedDataDir = (dataDir: string) => checkDataDir(dataDir, { create: false })

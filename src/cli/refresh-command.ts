@@ -6,9 +6,9 @@ import { NotFound } from "../errors/errors.js"
 import { sanitizeToken } from "../protocol/token.js"
 import { refreshLayer } from "../server/server-layer.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
-import { requireName } from "./names.js"
+import { requireTokenKey } from "./names.js"
 import * as shared from "./options.js"
-import { checkedDataDir, providersFile } from "./providers-command.js"
+import { checkedDataDir, providersFile } from "./options.js"
 
 /**
  * `credproxy token refresh PROVIDER [--bucket B]`: the same coordinator as the
@@ -27,10 +27,7 @@ export const refreshCommand = Command.make(
   },
   (flags) =>
     Effect.gen(function* () {
-      const key = {
-        provider: yield* requireName(flags.provider, "PROVIDER"),
-        bucket: yield* requireName(flags.bucket, "--bucket")
-      }
+      const key = yield* requireTokenKey(flags.provider, flags.bucket)
       // Checked before the providers file in it is read (the store checks it again when it opens).
       yield* checkedDataDir(flags.dataDir)
       const token = yield* Effect.flatMap(RefreshCoordinator, (coordinator) => coordinator.refresh(key)).pipe(

@@ -12,7 +12,7 @@ import { DEFAULT_RATE_LIMIT, defaults as serverDefaults } from "../server/Server
 import type { RunningServer } from "../server/serve.js"
 import type { ServeOptions } from "../server/server-layer.js"
 import * as shared from "./options.js"
-import { providersFile } from "./providers-command.js"
+import { providersFile } from "./options.js"
 
 /** The options of `serve`, reused by `exec`. */
 export const serveOptions = {

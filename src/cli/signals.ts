@@ -1,3 +1,4 @@
+import * as os from "node:os"
 import * as Effect from "effect/Effect"
 
 export type StopSignal = "SIGINT" | "SIGTERM" | "SIGHUP"
@@ -26,3 +27,18 @@ export const forwardSignal = (signal: StopSignal): boolean => {
   forwarder(signal)
   return true
 }
+
+let stopEndsWithSignalStatus = false
+
+/**
+ * For a command that a stop signal cancels rather than ends cleanly
+ * (`credproxy login`): from now on a stop exits 128 + the signal's number,
+ * as a shell reports it (Ctrl-C: 130). Not undone: the process is ending.
+ */
+export const stopSignalsCancel: Effect.Effect<void> = Effect.sync(() => {
+  stopEndsWithSignalStatus = true
+})
+
+/** The exit status of a stop by `signal`: 0 (a clean stop), or 128 + its number for a cancelling command. */
+export const stopStatus = (signal: StopSignal): number =>
+  stopEndsWithSignalStatus ? 128 + (os.constants.signals[signal] ?? 0) : 0

@@ -165,3 +165,17 @@ export type ProxyClientError =
   | RequestTimeout
   | ProxyResponseError
   | ProtocolViolation
+
+/**
+ * A login ended without a token: refused at the provider (`ACCESS_DENIED`),
+ * out of time (`EXPIRED_TOKEN`), or failed (`EXCHANGE_FAILED`; also when a
+ * pasted code is needed and no `readCode` was given). `code` is one of those.
+ */
+export class LoginFailed extends Schema.TaggedError<LoginFailed>()("LoginFailed", {
+  code: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.code}: ${this.reason}`
+  }
+}

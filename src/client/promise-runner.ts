@@ -18,11 +18,25 @@ export class PromiseRunner {
     this.runtime = ManagedRuntime.make(ProxyClient.layer(options))
   }
 
-  run<A, E>(effect: Effect.Effect<A, E, ProxyClient.ProxyClient>): Promise<A> {
-    return this.runtime.runPromiseExit(Effect.withClock(effect, unrefClock)).then((exit) => {
-      if (Exit.isSuccess(exit)) return exit.value
-      throw Cause.squash(exit.cause)
-    })
+  /**
+   * Runs `effect`. `signal` interrupts it (the promise then rejects with the
+   * signal's reason); `keepAlive` holds the process open while it runs (a
+   * login waits between polls with nothing else in flight).
+   */
+  run<A, E>(
+    effect: Effect.Effect<A, E, ProxyClient.ProxyClient>,
+    options: { readonly signal?: AbortSignal | undefined; readonly keepAlive?: boolean } = {}
+  ): Promise<A> {
+    const { signal } = options
+    const alive = options.keepAlive === true ? setInterval(() => {}, 1 << 30) : undefined
+    return this.runtime
+      .runPromiseExit(Effect.withClock(effect, unrefClock), signal === undefined ? {} : { signal })
+      .then((exit) => {
+        if (Exit.isSuccess(exit)) return exit.value
+        if (signal?.aborted === true && Cause.isInterruptedOnly(exit.cause)) throw signal.reason
+        throw Cause.squash(exit.cause)
+      })
+      .finally(() => clearInterval(alive))
   }
 
   /** One request of a known operation; resolves with its decoded `data`. */

@@ -5,6 +5,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { errorCode } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
+import { LOGIN_FLOWS, LoginFlow } from "../protocol/login.js"
 import { isValidName, NAME_RULE } from "../protocol/names.js"
 import { fieldIssueOf } from "../protocol/parse-issue.js"
 import { endpointProblem, type OAuthProvider } from "../services/OAuthProviders.js"
@@ -31,6 +32,47 @@ const Endpoint = Schema.String.annotations({ message: () => "must be a URL strin
 /** One provider's entry; unknown fields are refused (a `client_id` typo must not pass silently). */
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
+/**
+ * Parameters the login sets itself: `authorizationParams` may not name them
+ * (a typo or a copy must not replace the state, the PKCE challenge or the
+ * redirect the host listens on).
+ */
+export const RESERVED_AUTHORIZATION_PARAMS: ReadonlySet<string> = new Set([
+  "client_id",
+  "client_secret",
+  "redirect_uri",
+  "response_type",
+  "response_mode",
+  "scope",
+  "state",
+  "code_challenge",
+  "code_challenge_method",
+  "code_verifier",
+  "grant_type",
+  "device_code"
+])
+/** At most this many extra parameters. */
+const MAX_AUTHORIZATION_PARAMS = 32
+
+const AuthorizationParams = Schema.Record({
+  key: Schema.String,
+  value: Schema.String.annotations({ message: () => "must be a string" })
+}).pipe(
+  Schema.filter((params) => {
+    const names = Object.keys(params)
+    if (names.length > MAX_AUTHORIZATION_PARAMS)
+      return `must have at most ${MAX_AUTHORIZATION_PARAMS} entries`
+    const reserved = names.find((name) => RESERVED_AUTHORIZATION_PARAMS.has(name))
+    return reserved === undefined ? undefined : `must not set ${reserved}: the login sets it`
+  })
+)
+
+const LoginEntry = Schema.Struct({
+  flow: optional(LoginFlow.annotations({ message: () => `must be one of ${LOGIN_FLOWS.join(", ")}` })),
+  redirectUri: optional(Endpoint),
+  authorizationParams: optional(AuthorizationParams)
+})
+
 const ProviderEntry = Schema.Struct({
   tokenEndpoint: optional(Endpoint),
   clientId: NonEmptyString,
@@ -42,7 +84,8 @@ const ProviderEntry = Schema.Struct({
   ),
   issuer: optional(Endpoint),
   authorizationEndpoint: optional(Endpoint),
-  deviceAuthorizationEndpoint: optional(Endpoint)
+  deviceAuthorizationEndpoint: optional(Endpoint),
+  login: optional(LoginEntry)
 })
 
 const decodeEntry = Schema.decodeUnknownEither(ProviderEntry, { onExcessProperty: "error", errors: "first" })
@@ -75,6 +118,9 @@ export const parseProviders = (json: unknown): Either.Either<Array<OAuthProvider
       return Either.left(
         `provider ${name}: field tokenEndpoint is missing (give tokenEndpoint, or an issuer whose metadata has one)`
       )
+    }
+    if (entry.login?.flow === "pkce_redirect" && entry.login.redirectUri === undefined) {
+      return Either.left(`provider ${name}: field login.redirectUri is missing (pkce_redirect needs it)`)
     }
     providers.push({ ...entry, name, scopes: entry.scopes ?? [] })
   }

@@ -1,6 +1,13 @@
 import * as Schema from "effect/Schema"
+import { LoginFlow } from "../protocol/login.js"
 import { FieldIssue } from "../protocol/parse-issue.js"
 import { type Explained, explain } from "./explained.js"
+import type {
+  ExchangeFailed,
+  LoginSessionError,
+  LoginSessionLimit,
+  LoginStartFailed
+} from "./login-errors.js"
 
 /**
  * Every failure a request can end in, one tagged error per kind. Each carries
@@ -19,16 +26,13 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
     "InvalidField",
     "InvalidHandshake",
     "TokenTooLarge",
-    "InvalidPolicy"
+    "InvalidPolicy",
+    "NotForThisFlow",
+    "MalformedCode"
   ),
   issue: Schema.optional(FieldIssue),
   /** `InvalidPolicy`: what is wrong with the pattern (admin socket only; it quotes the host user's own input). */
   detail: Schema.optional(Schema.String)
-}) {}
-
-/** An operation the protocol names but this server does not offer. */
-export class OperationUnavailable extends Schema.TaggedError<OperationUnavailable>()("OperationUnavailable", {
-  op: Schema.String
 }) {}
 
 /** The access policy, or the capability token, refused the request. */
@@ -186,12 +190,30 @@ export class HandlerDefect extends Schema.TaggedError<HandlerDefect>()("HandlerD
   name: Schema.String
 }) {}
 
-/** `refresh_token` for a provider the host has no configuration for (PROTOCOL.md §16). */
+/**
+ * `refresh_token` or a login for a provider the host has no configuration for
+ * (PROTOCOL.md §16); for a login, `login` says which flow the configured
+ * provider cannot run and what it lacks (§17).
+ */
 export class ProviderNotFound extends Schema.TaggedError<ProviderNotFound>()("ProviderNotFound", {
-  provider: Schema.String
+  provider: Schema.String,
+  login: Schema.optional(
+    Schema.Struct({
+      flow: LoginFlow,
+      missing: Schema.Literal("authorizationEndpoint", "deviceAuthorizationEndpoint", "redirectUri")
+    })
+  )
 }) {
   override get message(): string {
-    return `provider ${this.provider} is not configured (add it to the providers file)`
+    if (this.login === undefined) {
+      return `provider ${this.provider} is not configured (add it to the providers file)`
+    }
+    const { flow, missing } = this.login
+    const fix =
+      missing === "redirectUri"
+        ? "set login.redirectUri in the providers file"
+        : `give ${missing} in the providers file, or an issuer whose metadata has it`
+    return `provider ${this.provider} cannot log in with ${flow}: it has no ${missing} (${fix})`
   }
 }
 
@@ -251,28 +273,38 @@ export const oauthErrorCode = (value: unknown): OAuthErrorCode =>
   isKnownOAuthError(value) ? value : "unrecognized"
 
 /**
- * A call to a provider's endpoint failed. `reason` decides what happens next:
- * `Transient` (network error, 5xx, 408, 429, timeout) is retried; `Rejected`
- * (invalid_grant, 401) means the refresh token is no good; `Invalid` is any
- * other error answer or a malformed response. `kind` says what was seen, with
- * the OAuth `error` code (allowlisted), the HTTP status or the network error
- * code where there is one. No response body is ever kept.
+ * What a failed call to a provider's endpoint was. `reason` decides what
+ * happens next: `Transient` (network error, 5xx, 408, 429, timeout) may be
+ * retried; `Rejected` (invalid_grant, 401) means the grant is no good;
+ * `Invalid` is any other error answer or a malformed response. `kind` says
+ * what was seen, with the OAuth `error` code (allowlisted), the HTTP status
+ * or the network error code where there is one. No response body is ever kept.
  */
-export class RefreshFailure extends Schema.TaggedError<RefreshFailure>()("RefreshFailure", {
+export const ProviderCallFields = {
   reason: Schema.Literal("Transient", "Rejected", "Invalid"),
-  provider: Schema.String,
   kind: Schema.Literal("ErrorAnswer", "HttpStatus", "Network", "Timeout", "Malformed", "NoEndpoint"),
   error: Schema.optional(OAuthErrorCode),
   status: Schema.optional(Schema.Number),
   code: Schema.optional(Schema.String)
+}
+export type ProviderCallIssue = Schema.Struct.Type<typeof ProviderCallFields>
+
+/** A short, safe description of a failed provider call: the OAuth error code, the HTTP status, the network code. */
+export const describeProviderCall = (issue: ProviderCallIssue): string => {
+  const parts: Array<string> = [issue.kind]
+  if (issue.error !== undefined) parts.push(issue.error)
+  if (issue.status !== undefined) parts.push(`HTTP ${issue.status}`)
+  if (issue.code !== undefined) parts.push(issue.code)
+  return parts.join(", ")
+}
+
+/** A refresh-token grant at a provider failed (the fields of `ProviderCallFields`). */
+export class RefreshFailure extends Schema.TaggedError<RefreshFailure>()("RefreshFailure", {
+  provider: Schema.String,
+  ...ProviderCallFields
 }) {
-  /** A short, safe description: the OAuth error code, the HTTP status, the network code. */
   get detail(): string {
-    const parts: Array<string> = [this.kind]
-    if (this.error !== undefined) parts.push(this.error)
-    if (this.status !== undefined) parts.push(`HTTP ${this.status}`)
-    if (this.code !== undefined) parts.push(this.code)
-    return parts.join(", ")
+    return describeProviderCall(this)
   }
 
   override get message(): string {
@@ -289,7 +321,6 @@ export type StoreError = StoreFailure | StoreTimeout
 
 export type ProxyError =
   | InvalidRequest
-  | OperationUnavailable
   | Unauthorized
   | Forbidden
   | Cancelled
@@ -305,3 +336,7 @@ export type ProxyError =
   | ReauthRequired
   | RefreshCooldown
   | RefreshFailure
+  | LoginSessionError
+  | LoginSessionLimit
+  | LoginStartFailed
+  | ExchangeFailed

@@ -21,7 +21,16 @@ export const UsageReason = Schema.Literal(
   "StdinUnreadable",
   "InvalidStore",
   "SameStore",
-  "MissingAnswer"
+  "MissingAnswer",
+  "InvalidEndpoint",
+  "SecretFile",
+  "EmptyValue",
+  "OptionNeedsFlow",
+  "IssuerMetadata",
+  "NotACode",
+  "NoCodePasted",
+  "SessionTimeout",
+  "LoginProvider"
 )
 export type UsageReason = typeof UsageReason.Type
 
@@ -120,5 +129,41 @@ const USAGE_MESSAGES: Record<UsageReason, (subject: string, detail: string) => E
   MissingAnswer: (subject) => ({
     what: `no answer after ${subject}`,
     fix: "give it: credproxy approve ID y (once), a (for the session) or n (refuse)"
+  }),
+  InvalidEndpoint: (subject, problem) => ({
+    what: `${subject} ${problem}`,
+    fix: "give an https URL (plain http only on 127.0.0.1, ::1 or localhost)"
+  }),
+  SecretFile: (file, problem) => ({
+    what: `the client secret file ${file} ${problem}`,
+    fix: "give a readable file that holds the client secret alone"
+  }),
+  EmptyValue: (subject) => ({
+    what: `${subject} is empty`,
+    fix: `give ${subject} a value`
+  }),
+  OptionNeedsFlow: (subject, flow) => ({
+    what: `${subject} is only for --flow ${flow}`,
+    fix: `drop ${subject}, or add --flow ${flow}`
+  }),
+  IssuerMetadata: (issuer, problem) => ({
+    what: `the metadata of ${issuer} cannot be used: ${problem}`,
+    fix: "check the --issuer URL (its /.well-known/openid-configuration must answer), or choose another --flow"
+  }),
+  NotACode: (subject, problem) => ({
+    what: `${subject} is not a code: ${problem}`,
+    fix: "paste the code exactly as the provider shows it (CODE, or CODE#STATE)"
+  }),
+  NoCodePasted: (subject) => ({
+    what: `no code was pasted: ${subject} ended`,
+    fix: "run the login again and paste the code the provider shows, then press Enter"
+  }),
+  SessionTimeout: (subject, value) => ({
+    what: `${subject} is ${JSON.stringify(value)}`,
+    fix: `set ${subject} to a whole number of seconds, 1 or more, or unset it`
+  }),
+  LoginProvider: (provider, problem) => ({
+    what: problem,
+    fix: `fix the entry of ${provider} in the providers file (see credproxy providers add --help)`
   })
 }

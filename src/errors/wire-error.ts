@@ -28,6 +28,10 @@ const invalidRequestText = (error: InvalidRequest): string => {
       return `token too large: at most ${MAX_STORED_TOKEN_BYTES} bytes as stored`
     case "InvalidPolicy":
       return error.detail ?? "invalid policy pattern"
+    case "NotForThisFlow":
+      return "this operation does not apply to the login session's flow"
+    case "MalformedCode":
+      return "payload.code must be an authorization code, optionally followed by #STATE"
   }
 }
 
@@ -36,6 +40,12 @@ const UNAUTHORIZED_TEXTS: Record<Unauthorized["reason"], string> = {
   CapabilityToken: "capability token missing or wrong",
   NotConfirmed: "not confirmed on the host"
 }
+
+const SESSION_CODES = {
+  NotFound: WireCode.SESSION_NOT_FOUND,
+  Expired: WireCode.SESSION_EXPIRED,
+  AlreadyUsed: WireCode.SESSION_ALREADY_USED
+} as const
 
 /**
  * The one place where failures become wire codes and client-facing text,
@@ -46,11 +56,6 @@ export const toWireError = (error: ProxyError): WireError => {
   switch (error._tag) {
     case "InvalidRequest":
       return { code: WireCode.INVALID_REQUEST, message: invalidRequestText(error) }
-    case "OperationUnavailable":
-      return {
-        code: WireCode.INVALID_REQUEST,
-        message: `operation ${error.op} is not available on this server`
-      }
     case "Unauthorized":
       return {
         code: WireCode.UNAUTHORIZED,
@@ -82,7 +87,21 @@ export const toWireError = (error: ProxyError): WireError => {
     case "HandlerDefect":
       return { code: WireCode.INTERNAL_ERROR, message: "internal error" }
     case "ProviderNotFound":
-      return { code: WireCode.PROVIDER_NOT_FOUND, message: "provider not configured on the host" }
+      return {
+        code: WireCode.PROVIDER_NOT_FOUND,
+        message:
+          error.login === undefined
+            ? "provider not configured on the host"
+            : "provider has no usable login on the host"
+      }
+    case "LoginSessionError":
+      return { code: SESSION_CODES[error.reason], message: error.message }
+    case "LoginSessionLimit":
+      return { code: WireCode.RATE_LIMITED, message: error.message, retryAfter: error.retryAfter }
+    case "LoginStartFailed":
+      return { code: WireCode.INTERNAL_ERROR, message: error.message }
+    case "ExchangeFailed":
+      return { code: WireCode.EXCHANGE_FAILED, message: error.message }
     case "ReauthRequired":
       return { code: WireCode.REAUTH_REQUIRED, message: error.message }
     case "RefreshCooldown":

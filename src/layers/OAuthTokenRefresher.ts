@@ -1,9 +1,10 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as oauth from "oauth4webapi"
-import { errorCode, oauthErrorCode, RefreshFailure } from "../errors/errors.js"
-import { endpointProblem, isLoopbackHttp, type OAuthProvider } from "../services/OAuthProviders.js"
+import { RefreshFailure } from "../errors/errors.js"
+import { endpointProblem, type OAuthProvider } from "../services/OAuthProviders.js"
 import { type RefreshedToken, TokenRefresher, type TokenRefresherShape } from "../services/TokenRefresher.js"
+import { classifyProviderError, discover, requestOptions } from "./oauth-http.js"
 
 /**
  * The refresh-token grant (RFC 6749 §6) on `oauth4webapi`: client
@@ -17,79 +18,9 @@ import { type RefreshedToken, TokenRefresher, type TokenRefresherShape } from ".
  * an ID token in a refresh answer must carry: oauth4webapi validates it.
  */
 
-type Reason = RefreshFailure["reason"]
-
-/** Transient for 5xx, 408 and 429, Rejected for 401, Invalid for any other status. */
-const byStatus = (status: number): Reason =>
-  status >= 500 || status === 429 || status === 408 ? "Transient" : status === 401 ? "Rejected" : "Invalid"
-
-const causeCode = (error: unknown): string | undefined => errorCode((error as { cause?: unknown }).cause)
-
-/**
- * Sorts what oauth4webapi or fetch threw into the three kinds. Only the
- * answer's `error` code (when it is a standard one), the HTTP status and a
- * network error code are kept: the rest of an answer can hold tokens (a
- * provider may even echo the refresh token in `error`).
- */
-export const classify = (provider: string, error: unknown): RefreshFailure => {
-  if (error instanceof oauth.ResponseBodyError) {
-    const code = oauthErrorCode(error.error)
-    const reason: Reason =
-      code === "invalid_grant"
-        ? "Rejected"
-        : code === "temporarily_unavailable"
-          ? "Transient"
-          : byStatus(error.status)
-    return new RefreshFailure({ provider, reason, kind: "ErrorAnswer", error: code, status: error.status })
-  }
-  if (error instanceof oauth.WWWAuthenticateChallengeError) {
-    return new RefreshFailure({
-      provider,
-      reason: byStatus(error.status),
-      kind: "HttpStatus",
-      status: error.status
-    })
-  }
-  if (error instanceof oauth.OperationProcessingError) {
-    if (error.code === oauth.RESPONSE_IS_NOT_CONFORM && error.cause instanceof Response) {
-      const status = error.cause.status
-      return new RefreshFailure({ provider, reason: byStatus(status), kind: "HttpStatus", status })
-    }
-    return new RefreshFailure({ provider, reason: "Invalid", kind: "Malformed" })
-  }
-  if (error instanceof oauth.UnsupportedOperationError) {
-    return new RefreshFailure({ provider, reason: "Invalid", kind: "Malformed" })
-  }
-  // fetch rejects with a TypeError for network failures (refused, reset, DNS, TLS); the
-  // library's own argument checks throw TypeErrors with an ERR_ code, which are not transient.
-  if (error instanceof TypeError && !("code" in error)) {
-    const code = causeCode(error)
-    return new RefreshFailure({
-      provider,
-      reason: "Transient",
-      kind: "Network",
-      ...(code === undefined ? {} : { code })
-    })
-  }
-  return new RefreshFailure({ provider, reason: "Invalid", kind: "Malformed" })
-}
-
-const requestOptions = (url: URL, signal: AbortSignal) =>
-  isLoopbackHttp(url) ? { signal, [oauth.allowInsecureRequests]: true } : { signal }
-
-/** The issuer's metadata: OpenID Connect discovery first, then OAuth 2.0 (RFC 8414). */
-export const discover = async (issuer: URL, signal: AbortSignal): Promise<oauth.AuthorizationServer> => {
-  const oidc = await oauth.discoveryRequest(issuer, { ...requestOptions(issuer, signal), algorithm: "oidc" })
-  if (oidc.status === 404) {
-    await oidc.body?.cancel()
-    const rfc8414 = await oauth.discoveryRequest(issuer, {
-      ...requestOptions(issuer, signal),
-      algorithm: "oauth2"
-    })
-    return oauth.processDiscoveryResponse(issuer, rfc8414)
-  }
-  return oauth.processDiscoveryResponse(issuer, oidc)
-}
+/** What oauth4webapi or fetch threw, as a `RefreshFailure` of `provider`. */
+const classify = (provider: string, error: unknown): RefreshFailure =>
+  new RefreshFailure({ provider, ...classifyProviderError(error) })
 
 export const make: Effect.Effect<TokenRefresherShape> = Effect.sync(() => {
   const discovered = new Map<string, oauth.AuthorizationServer>()

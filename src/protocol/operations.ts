@@ -1,5 +1,6 @@
 import * as Schema from "effect/Schema"
 import { MAX_ID_LENGTH } from "./limits.js"
+import { ExchangeData, InitiateData, PastedCode, PollData, SessionId } from "./login.js"
 import { Name } from "./names.js"
 import { OAuthToken, SanitizedToken } from "./token.js"
 
@@ -22,7 +23,6 @@ export const RequestId = Schema.String.pipe(
  * (dropped by decoding); `bucket` is optional but never null.
  */
 const TokenAddress = { provider: Name, bucket: Schema.optionalWith(Name, { exact: true }) }
-const SessionId = Schema.String
 
 export const OperationPayloads = {
   get_token: Schema.Struct(TokenAddress),
@@ -36,7 +36,7 @@ export const OperationPayloads = {
   list_api_keys: Schema.Struct({}),
   refresh_token: Schema.Struct(TokenAddress),
   oauth_initiate: Schema.Struct(TokenAddress),
-  oauth_exchange: Schema.Struct({ session_id: SessionId, code: Schema.String }),
+  oauth_exchange: Schema.Struct({ session_id: SessionId, code: PastedCode }),
   oauth_poll: Schema.Struct({ session_id: SessionId }),
   oauth_cancel: Schema.Struct({ session_id: SessionId }),
   cancel: Schema.Struct({ targetId: RequestId })
@@ -60,9 +60,9 @@ export const OperationData = {
   has_api_key: Schema.Struct({ exists: Schema.Boolean }),
   list_api_keys: Schema.Struct({ keys: Schema.Array(Schema.String) }),
   refresh_token: SanitizedToken,
-  oauth_initiate: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  oauth_exchange: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  oauth_poll: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  oauth_initiate: InitiateData,
+  oauth_exchange: ExchangeData,
+  oauth_poll: PollData,
   oauth_cancel: Empty,
   cancel: Schema.Struct({ cancelled: Schema.Boolean })
 } as const

@@ -33,6 +33,9 @@ const describe = (issue: ParseResult.ParseIssue, path: ReadonlyArray<string>): F
         ...(Array.isArray(issue.path) ? issue.path : [issue.path]).map(String)
       ])
     case "Composite": {
+      // A union with its own message says what it accepts better than its first member's failure.
+      const own = issue.ast._tag === "Union" ? annotatedMessage(issue.ast) : undefined
+      if (own !== undefined) return { path, rule: own }
       const first = Array.isArray(issue.issues) ? issue.issues[0] : issue.issues
       return first === undefined
         ? { path, rule: "is invalid" }

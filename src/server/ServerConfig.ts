@@ -1,5 +1,6 @@
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
+import { MAX_SESSIONS, MAX_SESSIONS_PER_IDENTITY, SESSION_LIFETIME_MS } from "../services/LoginSessions.js"
 
 /**
  * How the server spends its resources: limits and timers of PROTOCOL.md §10
@@ -34,6 +35,12 @@ export interface ServerConfigShape {
   readonly restrict: boolean
   /** Where the host-only admin socket goes (`{dataDir}/run`); none when unset. */
   readonly adminSocketDir?: string
+  /** How long a login session lives (§17; `LLXPRT_OAUTH_SESSION_TIMEOUT_SECONDS` overrides it). */
+  readonly loginSessionLifetimeMs: number
+  /** Live login sessions one identity may hold. */
+  readonly maxLoginSessionsPerIdentity: number
+  /** Login sessions the server holds for all identities (live, finished or expired, until collected). */
+  readonly maxLoginSessions: number
 }
 
 export class ServerConfig extends Context.Tag("credproxy/ServerConfig")<ServerConfig, ServerConfigShape>() {}
@@ -52,7 +59,10 @@ export const defaults: ServerConfigShape = {
   providerCallTimeoutMs: 15_000,
   shutdownDrainMs: 5_000,
   maxNewTokens: 256,
-  restrict: false
+  restrict: false,
+  loginSessionLifetimeMs: SESSION_LIFETIME_MS,
+  maxLoginSessionsPerIdentity: MAX_SESSIONS_PER_IDENTITY,
+  maxLoginSessions: MAX_SESSIONS
 }
 
 /** Requests per second per connection when `--rate-limit` is not given (§10). */

@@ -57,6 +57,8 @@ export interface StatusSnapshot {
   readonly requests: Readonly<Record<string, Readonly<Record<string, number>>>>
   readonly requestsInFlight: number
   readonly deadlinesPending: number
+  /** OAuth login sessions held (live, finished or expired, until collected). */
+  readonly loginSessions: number
 }
 
 /**
@@ -82,7 +84,11 @@ export class ServerStatus {
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1
   }
 
-  snapshot(connections: Iterable<ConnectionView>, deadlinesPending: number): StatusSnapshot {
+  snapshot(
+    connections: Iterable<ConnectionView>,
+    deadlinesPending: number,
+    loginSessions: number
+  ): StatusSnapshot {
     let requestsInFlight = 0
     let heldAnswerBytes = 0
     const paused: Record<PauseReason, number> = { peerNotReading: 0, answersHeld: 0, inFlightLimit: 0 }
@@ -101,7 +107,8 @@ export class ServerStatus {
       },
       requests: Object.fromEntries([...this.requests].map(([op, outcomes]) => [op, { ...outcomes }])),
       requestsInFlight,
-      deadlinesPending
+      deadlinesPending,
+      loginSessions
     }
   }
 }

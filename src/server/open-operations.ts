@@ -1,29 +1,14 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import {
-  Forbidden,
-  InvalidRequest,
-  NotFound,
-  OperationUnavailable,
-  type ProxyError,
-  Unauthorized
-} from "../errors/errors.js"
+import { Forbidden, InvalidRequest, NotFound, type ProxyError, Unauthorized } from "../errors/errors.js"
 import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { DEFAULT_BUCKET } from "../protocol/names.js"
 import { mergeTokens, sanitizedTokenJson, storedTokenBytes, withoutRefreshToken } from "../protocol/token.js"
 import type { TokenFilter, TokenKey } from "../services/TokenStore.js"
 import { fromStore, type Handled, ready, refuse, run } from "./handled.js"
-import {
-  type HandledOperation,
-  json,
-  type OperationDeps,
-  type OperationSpec,
-  type OperationTable,
-  orEmpty,
-  tokenKey,
-  withToken
-} from "./operations.js"
+import { loginSpecs } from "./login-operations.js"
+import { json, type OperationDeps, type OperationTable, orEmpty, tokenKey, withToken } from "./operations.js"
 
 const TOKEN_NOT_FOUND = new NotFound({ what: "token" })
 const KEY_NOT_FOUND = new NotFound({ what: "api key" })
@@ -35,9 +20,7 @@ const STORE_LIMIT = new Forbidden({ reason: "StoreLimit" })
  * access policy decides (`UNAUTHORIZED`), names reveal what is stored.
  */
 export const openSpecs = (deps: OperationDeps): OperationTable => {
-  const { tokens, keys, policy, refresh, renewal } = deps
-  /** Tokens created through the socket in this run; a failed save gives its place back. */
-  let created = 0
+  const { tokens, keys, policy, refresh, renewal, quota } = deps
   const allowsToken = (p: { readonly provider: string; readonly bucket?: string | undefined }) =>
     policy.allowsToken(p.provider, p.bucket ?? DEFAULT_BUCKET)
 
@@ -51,22 +34,12 @@ export const openSpecs = (deps: OperationDeps): OperationTable => {
 
   /** A new token takes one of the run's places (§22), given back if its save fails. */
   const create = (save: Effect.Effect<void, ProxyError>): Effect.Effect<void, ProxyError> => {
-    if (created >= deps.maxNewTokens) return Effect.fail(STORE_LIMIT)
-    created++
-    return Effect.tapError(save, () =>
-      Effect.sync(() => {
-        created--
-      })
-    )
+    if (!quota.take()) return Effect.fail(STORE_LIMIT)
+    return Effect.tapError(save, () => Effect.sync(quota.giveBack))
   }
 
   /** What the policy lets a listing show: a provider is listed when an allowed bucket of it holds a token (§14). */
   const listed: TokenFilter = { provider: policy.allowsProvider, token: policy.allowsToken }
-
-  const notAvailable = (op: HandledOperation): OperationSpec<unknown> => ({
-    authorize: () => true,
-    run: () => refuse(new OperationUnavailable({ op }))
-  })
 
   /** Usage figures of a stored token: the host store's own when it keeps any, else zeros (§6). */
   const bucketStats = (key: TokenKey): Handled => {
@@ -172,10 +145,7 @@ export const openSpecs = (deps: OperationDeps): OperationTable => {
       authorize: allowsToken,
       run: (p) => run(Effect.map(refresh.refresh(tokenKey(p)), sanitizedTokenJson))
     },
-    oauth_initiate: notAvailable("oauth_initiate"),
-    oauth_exchange: notAvailable("oauth_exchange"),
-    oauth_poll: notAvailable("oauth_poll"),
-    oauth_cancel: notAvailable("oauth_cancel")
+    ...loginSpecs(deps)
   }
 
   return { specs, denied: refuse(new Unauthorized({ reason: "Policy" })) }

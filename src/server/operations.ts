@@ -7,7 +7,9 @@ import type { OAuthToken } from "../protocol/token.js"
 import type { AccessPolicyShape } from "../services/AccessPolicy.js"
 import type { Asker, ConfirmationsShape } from "../services/Confirmations.js"
 import type { KeyStorageShape } from "../services/KeyStorage.js"
+import type { LoginSessionsShape } from "../services/LoginSessions.js"
 import type { RefreshCoordinatorShape } from "../services/RefreshCoordinator.js"
+import type { TokenQuotaShape } from "../services/TokenQuota.js"
 import type { TokenRenewalShape } from "../services/TokenRenewal.js"
 import type { TokenKey, TokenStoreShape } from "../services/TokenStore.js"
 import { fromStore, type Handled, refuse, run, toEffect } from "./handled.js"
@@ -25,8 +27,10 @@ export interface OperationDeps {
   readonly renewal: TokenRenewalShape
   /** Confirm on first use (`serve --confirm`); off, it is never asked. */
   readonly confirm: ConfirmationsShape
-  /** Tokens `save_token` may create in this run (§22). */
-  readonly maxNewTokens: number
+  /** Tokens `save_token` (and a login) may still create in this run (§22). */
+  readonly quota: TokenQuotaShape
+  /** The `oauth_*` operations (§17). */
+  readonly logins: LoginSessionsShape
   /** The wall clock in milliseconds (the Effect `Clock`'s). */
   readonly nowMs: () => number
 }
@@ -34,10 +38,14 @@ export interface OperationDeps {
 /** The operations a handler answers; `cancel` is the connection's own (it acts on its requests). */
 export type HandledOperation = Exclude<Operation, "cancel">
 
-/** One operation: whether the access policy allows the request, then what answers it. */
+/**
+ * One operation: whether the access policy allows the request, then what
+ * answers it. `identity` is the connection's (`Asker.identity`): only
+ * login sessions look at it.
+ */
 export interface OperationSpec<P> {
   readonly authorize: (payload: P) => boolean
-  readonly run: (payload: P) => Handled
+  readonly run: (payload: P, identity: string) => Handled
 }
 
 /** One table of every handled operation, and the answer when the policy refuses: the whole behaviour of a kind of connection. */
@@ -118,14 +126,15 @@ export const makeOperations = (
     // The request's op picks its spec; TypeScript cannot relate the two through the table, hence the cast.
     const spec = specs[request.op] as OperationSpec<unknown>
     if (!spec.authorize(request.payload)) return denied
-    if (!confirm.enabled) return spec.run(request.payload)
+    const { identity } = asker
+    if (!confirm.enabled) return spec.run(request.payload, identity)
     const credential = credentialOf(request, policy)
-    if (credential === undefined || confirm.approved(asker.identity, credential))
-      return spec.run(request.payload)
+    if (credential === undefined || confirm.approved(identity, credential))
+      return spec.run(request.payload, identity)
     return run(
       Effect.zipRight(
         confirm.ask(asker, credential, request.op),
-        Effect.suspend(() => toEffect(spec.run(request.payload)))
+        Effect.suspend(() => toEffect(spec.run(request.payload, identity)))
       )
     )
   }

@@ -14,9 +14,11 @@ import { AuditTail } from "../services/AuditTail.js"
 import { CapabilityGate } from "../services/CapabilityGate.js"
 import { type Asker, Confirmations } from "../services/Confirmations.js"
 import { KeyStorage } from "../services/KeyStorage.js"
+import { LoginSessions } from "../services/LoginSessions.js"
 import { PeerVerifier } from "../services/PeerVerifier.js"
 import { RateLimiter } from "../services/RateLimiter.js"
 import { RefreshCoordinator } from "../services/RefreshCoordinator.js"
+import { TokenQuota } from "../services/TokenQuota.js"
 import { TokenRenewal } from "../services/TokenRenewal.js"
 import { TokenStore } from "../services/TokenStore.js"
 import { startAdminServer } from "./admin/admin-server.js"
@@ -56,6 +58,8 @@ export type ServerServices =
   | TokenRenewal
   | Confirmations
   | AuditTail
+  | TokenQuota
+  | LoginSessions
 
 /** A connection's identity (§17, confirmations): its peer uid and the capability token it presented, as a digest. */
 const askerOf = (peer: PeerInfo, presented: string): Asker => ({
@@ -82,6 +86,7 @@ export const serve: Effect.Effect<
   const capability = yield* CapabilityGate
   const status = new ServerStatus()
   const clock = yield* Effect.clock
+  const logins = yield* LoginSessions
   const deps = {
     tokens: yield* TokenStore,
     keys: yield* KeyStorage,
@@ -89,7 +94,8 @@ export const serve: Effect.Effect<
     refresh: yield* RefreshCoordinator,
     renewal: yield* TokenRenewal,
     confirm: yield* Confirmations,
-    maxNewTokens: config.maxNewTokens,
+    quota: yield* TokenQuota,
+    logins,
     nowMs: () => clock.unsafeCurrentTimeMillis()
   }
   const handle = makeOperations(deps, { restrict: config.restrict })
@@ -226,7 +232,7 @@ export const serve: Effect.Effect<
   }
 
   yield* listen(socketPath, acceptContained)
-  const snapshot = () => status.snapshot(connections, deadlines.size)
+  const snapshot = () => status.snapshot(connections, deadlines.size, logins.size())
   const adminSocketPath =
     config.adminSocketDir === undefined
       ? undefined

@@ -2,6 +2,7 @@ import * as path from "node:path"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import { sessionLifetimeFromEnv } from "../config/login-session-timeout.js"
 import type { StoreKind } from "../config/store-kind.js"
 import { UsageError } from "../errors/usage.js"
 import * as AccessPolicyLive from "../layers/AccessPolicyLive.js"
@@ -10,6 +11,8 @@ import * as CapabilityGateLive from "../layers/CapabilityGateLive.js"
 import * as ConfirmationsLive from "../layers/ConfirmationsLive.js"
 import * as DesktopNotifier from "../layers/DesktopNotifier.js"
 import * as EffectAuditLog from "../layers/EffectAuditLog.js"
+import * as LoginSessionsLive from "../layers/LoginSessionsLive.js"
+import * as OAuthLoginClient from "../layers/OAuthLoginClient.js"
 import * as OAuthTokenRefresher from "../layers/OAuthTokenRefresher.js"
 import * as PeerVerifierNative from "../layers/PeerVerifierNative.js"
 import * as ProvidersFile from "../layers/ProvidersFile.js"
@@ -17,10 +20,12 @@ import * as RateLimiterLive from "../layers/RateLimiterLive.js"
 import * as RefreshCoordinatorLive from "../layers/RefreshCoordinatorLive.js"
 import * as StoreDeadline from "../layers/StoreDeadline.js"
 import { type StoreOpenError, storeLayers } from "../layers/StoreLayers.js"
+import * as TokenQuotaLive from "../layers/TokenQuotaLive.js"
 import * as TokenRenewalLive from "../layers/TokenRenewalLive.js"
 import * as AccessPolicy from "../services/AccessPolicy.js"
 import type { AuditLog } from "../services/AuditLog.js"
 import type { KeyStorage } from "../services/KeyStorage.js"
+import type { LoginClient } from "../services/LoginClient.js"
 import type { Notifier } from "../services/Notifier.js"
 import type { OAuthProviders } from "../services/OAuthProviders.js"
 import type { PeerVerifier } from "../services/PeerVerifier.js"
@@ -65,6 +70,8 @@ export interface ServerParts {
   readonly providers?: Layer.Layer<OAuthProviders, UsageError> | undefined
   /** What calls a token endpoint; default oauth4webapi over fetch. */
   readonly refresher?: Layer.Layer<TokenRefresher> | undefined
+  /** What talks to a provider during a login; default oauth4webapi over fetch. */
+  readonly loginClient?: Layer.Layer<LoginClient> | undefined
   /** Who may connect; default the kernel's peer credentials. */
   readonly peers?: Layer.Layer<PeerVerifier, never, AuditLog> | undefined
   /** Where the audit log goes; default the Effect logger. */
@@ -119,24 +126,33 @@ export const serverLayer = (options: ServeOptions, parts: ServerParts = {}) =>
         new UsageError({ reason: "EmptyCapabilityToken", subject: "capability token" })
       )
     }
+    const lifetimeFromEnv = yield* sessionLifetimeFromEnv()
     const config: ServerConfig.ServerConfigShape = {
       ...ServerConfig.defaults,
       maxConnections,
       restrict: options.restrict ?? false,
       adminSocketDir: path.join(options.dataDir, "run"),
       ...(options.socketDir === undefined ? {} : { socketDir: options.socketDir }),
+      ...(lifetimeFromEnv === undefined ? {} : { loginSessionLifetimeMs: lifetimeFromEnv }),
       ...parts.config
     }
     const stores = StoreDeadline.layer(config.storeCallTimeoutMs).pipe(
       Layer.provide(parts.stores ?? storeLayers(options.store ?? "file", options.dataDir).both)
     )
-    const refresh = TokenRenewalLive.layer({ jitter: parts.renewalJitter }).pipe(
+    const logins = LoginSessionsLive.layer({
+      lifetimeMs: config.loginSessionLifetimeMs,
+      maxPerIdentity: config.maxLoginSessionsPerIdentity,
+      maxSessions: config.maxLoginSessions,
+      providerTimeoutMs: config.providerCallTimeoutMs
+    }).pipe(Layer.provide(parts.loginClient ?? OAuthLoginClient.layer))
+    const refresh = Layer.merge(TokenRenewalLive.layer({ jitter: parts.renewalJitter }), logins).pipe(
       Layer.provideMerge(RefreshCoordinatorLive.layer({ providerTimeoutMs: config.providerCallTimeoutMs })),
       Layer.provideMerge(
         Layer.mergeAll(
           stores,
           parts.providers ?? ProvidersFile.layer({ dataDir: options.dataDir, file: options.providers }),
-          parts.refresher ?? OAuthTokenRefresher.layer
+          parts.refresher ?? OAuthTokenRefresher.layer,
+          TokenQuotaLive.layer(config.maxNewTokens)
         )
       )
     )
@@ -164,6 +180,33 @@ export const refreshLayer = (dataDir: string, providersFile: string | undefined,
         ),
         ProvidersFile.layer({ dataDir, file: providersFile }),
         OAuthTokenRefresher.layer
+      )
+    )
+  )
+
+/**
+ * The login sessions on the `store` of `dataDir`, for `credproxy login` (no
+ * server): the same sessions and flows as the `oauth_*` operations, the
+ * host's own identity, no limit on new tokens.
+ */
+export const loginLayer = (dataDir: string, providersFile: string | undefined, store: StoreKind) =>
+  Either.map(sessionLifetimeFromEnv(), (lifetime) =>
+    LoginSessionsLive.layer({
+      lifetimeMs: lifetime ?? ServerConfig.defaults.loginSessionLifetimeMs,
+      maxPerIdentity: ServerConfig.defaults.maxLoginSessionsPerIdentity,
+      maxSessions: ServerConfig.defaults.maxLoginSessions,
+      providerTimeoutMs: ServerConfig.defaults.providerCallTimeoutMs
+    }).pipe(
+      Layer.provide(
+        Layer.mergeAll(
+          StoreDeadline.tokens(ServerConfig.defaults.storeCallTimeoutMs).pipe(
+            Layer.provide(storeLayers(store, dataDir).tokens)
+          ),
+          ProvidersFile.layer({ dataDir, file: providersFile }),
+          OAuthLoginClient.layer,
+          TokenQuotaLive.unlimited,
+          EffectAuditLog.layer
+        )
       )
     )
   )

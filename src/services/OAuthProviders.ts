@@ -1,4 +1,15 @@
 import * as Context from "effect/Context"
+import type { LoginFlow } from "../protocol/login.js"
+
+/** How the host logs in to a provider (PROTOCOL.md §17); every field optional. */
+export interface LoginSettings {
+  /** Default: `device_code` when a device authorization endpoint is known, else `browser_redirect`. */
+  readonly flow?: LoginFlow
+  /** Where the provider sends the browser after a `pkce_redirect` login (a page that shows the code). */
+  readonly redirectUri?: string
+  /** Extra parameters of the authorization (and device authorization) request, e.g. `audience`. */
+  readonly authorizationParams?: Readonly<Record<string, string>>
+}
 
 /**
  * One OAuth provider the host can refresh tokens with (PROTOCOL.md §16), as
@@ -15,9 +26,10 @@ export interface OAuthProvider {
   readonly scopes: ReadonlyArray<string>
   /** Metadata discovery, and the expected `iss` of ID tokens in refresh answers. */
   readonly issuer?: string
-  /** For logins (a later feature); validated but unused by refresh. */
+  /** For logins (§17); with an issuer, missing ones come from its metadata. */
   readonly authorizationEndpoint?: string
   readonly deviceAuthorizationEndpoint?: string
+  readonly login?: LoginSettings
 }
 
 /** The configured providers, by name. Fixed for the life of the process. */

@@ -80,12 +80,13 @@ const decodeToken = Schema.decodeUnknownEither(OAuthToken)
 /**
  * The provider's answer as token fields: `expires_in` becomes `expiry`
  * (seconds since the epoch), and a `token_type` that differs from the stored
- * one only in case (oauth4webapi lowercases it) keeps the stored spelling.
+ * one only in case (oauth4webapi lowercases it) keeps the stored spelling
+ * (a login has no stored token: `stored` is undefined).
  * `Left` when the answer does not make a usable token.
  */
 export const answerToToken = (
   answer: RefreshedToken,
-  stored: OAuthToken,
+  stored: Pick<OAuthToken, "token_type"> | undefined,
   nowMs: number
 ): Either.Either<OAuthToken, void> => {
   const { expires_in, ...fields } = answer
@@ -94,6 +95,7 @@ export const answerToToken = (
       ? expires_in
       : DEFAULT_EXPIRES_IN_SECONDS
   const tokenType =
+    stored !== undefined &&
     typeof answer.token_type === "string" &&
     answer.token_type.toLowerCase() === stored.token_type.toLowerCase()
       ? stored.token_type

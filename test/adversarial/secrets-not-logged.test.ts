@@ -197,15 +197,20 @@ describe("secrets never logged (PROTOCOL.md §12)", () => {
       [
         "oauth_initiate",
         { provider: "anthropic", state: S.oauthState, code_challenge: S.pkceChallenge },
-        (r) => expect(r.ok).toBe(false)
+        (r) => expect(r.code).toBe("PROVIDER_NOT_FOUND")
       ],
       [
         "oauth_exchange",
         { session_id: S.sessionId, code: S.authCode, code_verifier: S.pkceVerifier, state: S.oauthState },
-        (r) => expect(r.ok).toBe(false)
+        (r) => expect(r.code).toBe("SESSION_NOT_FOUND")
       ],
-      ["oauth_poll", { session_id: S.sessionId, device_code: S.deviceCode }, (r) => expect(r.ok).toBe(false)],
-      ["oauth_cancel", { session_id: S.sessionId }, (r) => expect(r.ok).toBe(false)],
+      [
+        "oauth_poll",
+        { session_id: S.sessionId, device_code: S.deviceCode },
+        (r) => expect(r.code).toBe("SESSION_NOT_FOUND")
+      ],
+      // Cancelling an unknown session is not an error (§20).
+      ["oauth_cancel", { session_id: S.sessionId }, (r) => expect(r).toMatchObject({ ok: true, data: {} })],
       ["remove_token", { provider: "anthropic", bucket: "second" }, (r) => expect(r.ok).toBe(true)]
     ]
     for (const [op, payload, check] of requests) {

@@ -13,7 +13,7 @@ import { poll } from "./until.js"
  * nothing running.
  */
 
-const BIN = path.resolve(import.meta.dirname, "../../bin/credproxy.mjs")
+export const BIN = path.resolve(import.meta.dirname, "../../bin/credproxy.mjs")
 const CWD = path.resolve(import.meta.dirname, "../..")
 
 /** Longest a one-shot command may take before it is killed and the test fails. */
@@ -113,6 +113,68 @@ export const runCli = (args: ReadonlyArray<string>, options: SpawnOptions = {}):
     })
     child.stdin!.end(options.stdin ?? "")
   })
+
+/** A command that runs while the test talks to it: what it wrote so far, its stdin, its exit. */
+export interface RunningCli {
+  readonly child: ChildProcess
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** Resolves (up to 10 s, real time) once stderr matches `pattern`; the match. */
+  readonly waitForStderr: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
+  /** Resolves with the exit status once the process has exited (and its pipes closed). */
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+/** Starts a command and leaves its stdin open (`child.stdin`) for the test to write to. */
+export const startCli = (args: ReadonlyArray<string>, options: SpawnOptions = {}): RunningCli =>
+  attach(spawnCli(args, options.env))
+
+/** Starts `command` (not the binary): for wrappers such as `script`, tracked and killed like the others. */
+export const startProcess = (
+  command: string,
+  args: ReadonlyArray<string>,
+  options: SpawnOptions = {}
+): RunningCli => {
+  const child = spawn(command, [...args], {
+    cwd: CWD,
+    env: childEnv(options.env ?? {}),
+    stdio: ["pipe", "pipe", "pipe"]
+  })
+  children.add(child)
+  child.once("exit", () => children.delete(child))
+  child.stdin?.on("error", () => {})
+  return attach(child)
+}
+
+const attach = (child: ChildProcess): RunningCli => {
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk
+  })
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal }))
+  )
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    waitForStderr: async (pattern, timeoutMs = 10_000) => {
+      const { value } = await poll(
+        () => pattern.exec(stderr),
+        (match) => match !== null,
+        { limitMs: timeoutMs, intervalMs: 10, what: `${pattern} on stderr` }
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}\nstderr so far:\n${stderr}`)
+      })
+      return value as RegExpMatchArray
+    },
+    exited
+  }
+}
 
 export interface ReadyLine {
   readonly event: string

@@ -5,6 +5,10 @@ declare module "oidc-provider" {
   export interface KoaContext {
     readonly method: string
     readonly path: string
+    /** The answer's body (an object until it is sent), replaceable by a middleware after `next()`. */
+    body: unknown
+    /** Set by the provider once it has parsed a request (its parameters, secrets included). */
+    readonly oidc?: { readonly params?: Readonly<Record<string, unknown>> }
   }
 
   export default class Provider {

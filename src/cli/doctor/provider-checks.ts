@@ -6,7 +6,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { DEFAULT_PROVIDERS_FILE, load } from "../../config/providers-file.js"
 import { errorCode, oauthErrorCode } from "../../errors/errors.js"
-import { discover } from "../../layers/OAuthTokenRefresher.js"
+import { discover } from "../../layers/oauth-http.js"
 import { endpointProblem, type OAuthProvider } from "../../services/OAuthProviders.js"
 import { BUDGET, type Check, type DoctorInput, explained, type Finding, fail, ok, warn } from "./check.js"
 

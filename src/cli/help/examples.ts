@@ -31,6 +31,13 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [comment: 
       "credproxy exec --print-env --capability-token --allow anthropic --socket-dir /tmp/llxprt-sock"
     ]
   ],
+  login: [
+    ["log in to a provider of the providers file (its default flow)", "credproxy login anthropic"],
+    [
+      "log in to a second account, pasting the code the provider shows",
+      "credproxy login gemini --bucket work --flow pkce_redirect"
+    ]
+  ],
   token: [
     [
       "store a token as the provider gave it, refresh token included",
@@ -81,6 +88,16 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [comment: 
   "key list": [["the names of the stored keys, one a line", "credproxy key list"]],
   "key remove": [["delete a stored key", "credproxy key remove openai"]],
   providers: [["the providers of {data dir}/providers.json", "credproxy providers list"]],
+  "providers add": [
+    [
+      "add a provider from its issuer's metadata; the login flow is chosen from it",
+      "credproxy providers add acme --issuer https://id.acme.example --client-id credproxy-cli"
+    ],
+    [
+      "a confidential client: its secret is read from a file, never from the command line",
+      "credproxy providers add corp --issuer https://corp.io --client-id cli --client-secret-file f.txt"
+    ]
+  ],
   "providers list": [
     ["the providers of {data dir}/providers.json", "credproxy providers list"],
     ["the providers of another file", "credproxy providers list --providers ./providers.json"]
