@@ -311,3 +311,47 @@ describe.skipIf(SECRET_SERVICE_MISSING !== undefined)(keyringSuite("the keyring'
     expect(listing.keys.every((name) => /^k\d+$/.test(name))).toBe(true)
   })
 })
+
+describe.skipIf(SECRET_SERVICE_MISSING !== undefined)(
+  keyringSuite("credproxy doctor on the keyring store"),
+  () => {
+    const doctor = (env: Readonly<Record<string, string>>) =>
+      runCli(["doctor", "--json", "--store", "keyring", "--data-dir", workspace.ws.dataDir], { env })
+    const storeFinding = (stdout: string) =>
+      (
+        JSON.parse(stdout) as {
+          checks: Array<{ check: string; status: string; detail: string; fix?: string }>
+        }
+      ).checks.find((finding) => finding.check === "store")
+
+    it("an unlocked keyring: the store check reads every entry and says so, printing no value", async () => {
+      const secrets = await startSecretService()
+      expect(
+        (await keyringCli(["token", "import", "anthropic"], secrets.env, JSON.stringify(TOKEN))).code
+      ).toBe(0)
+      const result = await doctor(secrets.env)
+      expect(storeFinding(result.stdout)).toMatchObject({
+        status: "ok",
+        detail: "the keyring is unlocked; 1 token and 0 API keys, all readable"
+      })
+      expect(result.stdout + result.stderr).not.toContain("at-1")
+      expect(result.stdout + result.stderr).not.toContain("rt-kept")
+    })
+
+    it("no keyring on the bus: the store check fails with what to do, and doctor exits 1", async () => {
+      const env = { DBUS_SESSION_BUS_ADDRESS: `unix:path=${path.join(workspace.ws.root, "no-bus")}` }
+      const result = await doctor(env)
+      expect(result.code).toBe(1)
+      const unavailable = new KeyringUnavailable({
+        reason: "Unreachable",
+        timeoutMs: KEYRING_CALL_TIMEOUT_MS
+      })
+      expect(storeFinding(result.stdout)).toEqual({
+        check: "store",
+        status: "fail",
+        detail: unavailable.explained.what,
+        fix: unavailable.explained.fix
+      })
+    })
+  }
+)

@@ -43,6 +43,7 @@ const doctorOptions = {
     "also check this provider's token: stored on the host, served on the socket"
   ),
   bucket: shared.bucket,
+  store: shared.store,
   providers: providersFile
 }
 
@@ -74,6 +75,7 @@ const inputOf = (flags: DoctorFlags, provider: string | undefined, env: NodeJS.P
     socketDir: path.resolve(flags.socketDir ?? defaultSocketDir()),
     socket,
     providersFile: flags.providers,
+    store: flags.store,
     token: provider === undefined ? undefined : { provider, bucket: flags.bucket },
     inContainer: container,
     env

@@ -134,14 +134,28 @@ export class KeyringUnavailable extends Schema.TaggedError<KeyringUnavailable>()
   reason: Schema.Literal("Unreachable", "Refused", "Timeout", "Unsupported"),
   timeoutMs: Schema.Number
 }) {
-  override get message(): string {
+  get explained(): Explained {
     const fallback = "or choose the file store with --store file"
-    const problems: Record<typeof this.reason, string> = {
-      Unreachable: `no keyring answers (on Linux: no Secret Service on the D-Bus session bus named by DBUS_SESSION_BUS_ADDRESS); start your keyring daemon (e.g. gnome-keyring-daemon) in this session, ${fallback}`,
-      Refused: `the keyring refused access (its collection is locked, or the unlock prompt was denied); unlock it (e.g. log in to your desktop session) and try again, ${fallback}`,
-      Timeout: `the keyring did not answer within ${this.timeoutMs / 1000} s; check that its daemon is running and responsive, ${fallback}`,
-      Unsupported: `the keyring library has no build for this platform; ${fallback}`
+    const parts: Record<typeof this.reason, Explained> = {
+      Unreachable: {
+        what: "no keyring answers (on Linux: no Secret Service on the D-Bus session bus named by DBUS_SESSION_BUS_ADDRESS)",
+        fix: `start your keyring daemon (e.g. gnome-keyring-daemon) in this session, ${fallback}`
+      },
+      Refused: {
+        what: "the keyring refused access (its collection is locked, or the unlock prompt was denied)",
+        fix: `unlock it (e.g. log in to your desktop session) and try again, ${fallback}`
+      },
+      Timeout: {
+        what: `the keyring did not answer within ${this.timeoutMs / 1000} s`,
+        fix: `check that its daemon is running and responsive, ${fallback}`
+      },
+      Unsupported: { what: "the keyring library has no build for this platform", fix: fallback }
     }
-    return `keyring store unavailable: ${problems[this.reason]}`
+    const { what, fix } = parts[this.reason]
+    return { what: `keyring store unavailable: ${what}`, fix }
+  }
+
+  override get message(): string {
+    return explain(this.explained)
   }
 }

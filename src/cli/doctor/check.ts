@@ -1,5 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type { StoreKind } from "../../config/store-kind.js"
 import type { Explained } from "../../errors/explained.js"
 
 /**
@@ -33,6 +34,8 @@ export interface DoctorInput {
     | { readonly path: string; readonly from: "--socket" | "LLXPRT_CREDENTIAL_SOCKET" }
     | undefined
   readonly providersFile: string | undefined
+  /** `--store` (else `$CREDPROXY_STORE`, else file): the store the host keeps credentials in. */
+  readonly store: StoreKind
   /** `--provider`/`--bucket`: a token to ask for. */
   readonly token: { readonly provider: string; readonly bucket: string } | undefined
   /** A container runtime's mark was found (`/.dockerenv`, `/run/.containerenv`). */
