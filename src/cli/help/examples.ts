@@ -17,8 +17,8 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [comment: 
       "credproxy serve --allow anthropic --allow gemini --allow-key openai"
     ],
     [
-      "a socket directory to mount into containers; connections may only read what they name",
-      "credproxy serve --socket-dir /tmp/llxprt-sock --restrict --allow anthropic"
+      "egress mode: the sandbox sends a phantom, the real keys and tokens stay here",
+      "credproxy serve --egress routes.json --egress-phantom-file phantom.txt"
     ]
   ],
   exec: [
