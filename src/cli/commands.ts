@@ -2,6 +2,7 @@ import * as Command from "@effect/cli/Command"
 import { approveCommand } from "./approve-command.js"
 import { doctorCommand } from "./doctor-command.js"
 import { execCommand } from "./exec-command.js"
+import { forwardCommand } from "./forward-command.js"
 import { entry } from "./help/command-tree.js"
 import { keyCommand, listKeysCommand, removeKeyCommand, setCommand } from "./key-command.js"
 import { policyChangeCommands, policyCommand, showPolicyCommand } from "./policy-command.js"
@@ -22,6 +23,7 @@ export const root = Command.make(PROGRAM).pipe(
   Command.withSubcommands([
     serveCommand,
     execCommand,
+    forwardCommand,
     tokenCommand,
     keyCommand,
     providersCommand,
@@ -37,6 +39,7 @@ export const root = Command.make(PROGRAM).pipe(
 export const commandTree = entry("", root, [
   entry("serve", serveCommand),
   entry("exec", execCommand),
+  entry("forward", forwardCommand),
   entry("token", tokenCommand, [
     entry("token import", importCommand),
     entry("token show", showCommand),

@@ -31,6 +31,12 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [comment: 
       "credproxy exec --print-env --capability-token --allow anthropic --socket-dir /tmp/llxprt-sock"
     ]
   ],
+  forward: [
+    [
+      "inside a container: the egress socket mounted at /run/cp, reached on 127.0.0.1:8787",
+      "credproxy forward --listen 127.0.0.1:8787 --to unix:/run/cp/llxprt-egress-1234-0a1b2c3d.sock"
+    ]
+  ],
   token: [
     [
       "store a token as the provider gave it, refresh token included",
