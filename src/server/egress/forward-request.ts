@@ -11,7 +11,7 @@ import { isAllowed, isAmbiguousPath } from "./allow-rules.js"
 import type { Credential, EgressCredentials } from "./egress-credentials.js"
 import type { EgressTuning } from "./egress-tuning.js"
 import { sandboxHeaders, upstreamHeaders } from "./hop-headers.js"
-import { type BodyState, hasBody, streamBody } from "./request-body.js"
+import { type BodyState, hasBody, isSmallBody, readSmallBody, streamBody } from "./request-body.js"
 
 /** The requests in flight, so a stop can abort them, and whether the proxy stops. */
 export interface InFlight {
@@ -127,12 +127,13 @@ export const makeForwarder = (ctx: ForwardContext) => {
       bodyTimeout: tuning.idleTimeoutMs
     })
     try {
-      let response = await ctx.dispatcher.request(
-        options(
-          credential.value,
-          withBody ? streamBody(req, body, tuning.maxBodyBytes, tuning.retryBodyBytes) : null
-        )
-      )
+      // A small body (the usual API call) is read whole and sent in one write; a larger one streams.
+      const payload = !withBody
+        ? null
+        : isSmallBody(req)
+          ? await readSmallBody(req, body, credential.token !== undefined)
+          : streamBody(req, body, tuning.maxBodyBytes, tuning.retryBodyBytes)
+      let response = await ctx.dispatcher.request(options(credential.value, payload))
       exchange.bytesIn = body.bytes
       // §23: an access token refused upstream gets one refresh and one retry, when the body was kept.
       if (
