@@ -1,4 +1,4 @@
-// The egress case of `npm run bench` (docs/PROTOCOL.md §23): credproxy's egress proxy against a
+// The egress case of `npm run bench` (docs/PROTOCOL.md §22): credproxy's egress proxy against a
 // plain Node reverse proxy (bench/egress-baseline-proxy.mjs) on the same loopback HTTPS upstream
 // (bench/egress-upstream.mjs, its own process and CA), interleaved: small POSTs at 16 concurrent
 // (requests/s, p99), a 20 MB server-sent-events stream (MB/s), and the first event's latency.

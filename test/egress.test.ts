@@ -8,7 +8,7 @@ import { startUpstream, type Upstream, type UpstreamHandler } from "./support/ht
 import { until } from "./support/until.js"
 
 /**
- * Egress mode (docs/PROTOCOL.md §23) through the real binary against a real
+ * Egress mode (docs/PROTOCOL.md §22) through the real binary against a real
  * HTTPS upstream on loopback with a CA of its own (trusted via --egress-ca):
  * the sandbox sends a phantom, the upstream gets the real key or token.
  */

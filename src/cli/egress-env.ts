@@ -1,7 +1,7 @@
 import type { EgressSettings } from "../server/egress/egress-server.js"
 
 /**
- * The variables `exec --egress` gives its command (docs/PROTOCOL.md §23):
+ * The variables `exec --egress` gives its command (docs/PROTOCOL.md §22):
  * `LLXPRT_EGRESS_URL` = the listener, and every route's `env` with `{url}` =
  * the route's base URL and `{phantom}` = the phantom. `base` is the listener
  * as the command reaches it (`http://127.0.0.1:PORT`, or the address of

@@ -9,7 +9,7 @@ import { errorCode } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
 import type { EgressSettings } from "../server/egress/egress-server.js"
 
-/** The options of egress mode (docs/PROTOCOL.md §23), shared by `serve` and `exec`. */
+/** The options of egress mode (docs/PROTOCOL.md §22), shared by `serve` and `exec`. */
 export const egressOptions = {
   egress: Options.file("egress").pipe(
     Options.withPseudoName("FILE"),

@@ -163,7 +163,7 @@ export const execCommand = Command.make("exec", execOptions, (flags) =>
       : Option.isSome(flags.capabilityTokenFile)
         ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
         : undefined
-    // Egress mode (§23): a phantom of this run; a loopback port for a command on the host, the
+    // Egress mode (§22): a phantom of this run; a loopback port for a command on the host, the
     // Unix socket for a container (--print-env), unless --egress-listen says otherwise.
     const egress = yield* resolveEgress(flags, {
       listen: flags.printEnv ? { kind: "unix" } : { kind: "tcp", host: "127.0.0.1", port: 0 },

@@ -37,7 +37,7 @@ const check = (file: string): string | { readonly token: string } => {
 export const readCapabilityTokenFile = (file: string): Effect.Effect<string, UsageError> =>
   readSecretFile(file, "CapabilityTokenFile")
 
-/** The same rules for any secret kept in a file of its own (the egress phantom, §23). */
+/** The same rules for any secret kept in a file of its own (the egress phantom, §22). */
 export const readSecretFile = (
   file: string,
   reason: "CapabilityTokenFile" | "PhantomFile"

@@ -1,7 +1,7 @@
 import * as Either from "effect/Either"
 import { UsageError } from "../errors/usage.js"
 
-/** Where the egress proxy listens (docs/PROTOCOL.md §23): a loopback port, or an HTTP Unix socket in the socket directory. */
+/** Where the egress proxy listens (docs/PROTOCOL.md §22): a loopback port, or an HTTP Unix socket in the socket directory. */
 export type EgressListen =
   | { readonly kind: "unix" }
   | { readonly kind: "tcp"; readonly host: string; readonly port: number }

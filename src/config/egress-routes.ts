@@ -10,7 +10,7 @@ import { fieldIssueOf } from "../protocol/parse-issue.js"
 import type { TokenKey } from "../services/TokenStore.js"
 
 /**
- * The egress routes file (`serve --egress FILE`, docs/PROTOCOL.md §23):
+ * The egress routes file (`serve --egress FILE`, docs/PROTOCOL.md §22):
  * which provider APIs the sandbox may reach through credproxy, with which
  * stored credential, in which header. Checked whole at start-up; a problem is
  * a `UsageError` (exit 2) naming the route and the field, never quoting a

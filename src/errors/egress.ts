@@ -6,7 +6,7 @@ import { toWireError } from "./wire-error.js"
 
 /**
  * Why the egress proxy answered a request itself instead of forwarding it
- * (docs/PROTOCOL.md §23). Only the reason is kept: never a header, a path or
+ * (docs/PROTOCOL.md §22). Only the reason is kept: never a header, a path or
  * a value the sandbox sent.
  */
 export class EgressRefused extends Schema.TaggedError<EgressRefused>()("EgressRefused", {

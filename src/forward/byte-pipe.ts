@@ -1,7 +1,7 @@
 import * as net from "node:net"
 
 /**
- * `credproxy forward` (docs/PROTOCOL.md §23): a byte pipe from a TCP port
+ * `credproxy forward` (docs/PROTOCOL.md §22): a byte pipe from a TCP port
  * inside a container to the egress Unix socket mounted into it. It reads
  * nothing, holds no secret and loads no server code: this file, `targets.ts`
  * and `main.ts` are all of it (node built-ins only).

@@ -10,7 +10,7 @@ import { recordRun } from "./run-record.js"
 import { type RunningServer, serve } from "./serve.js"
 import { type ServeOptions, type ServerParts, serverLayer } from "./server-layer.js"
 
-/** The server, and its egress proxy when egress mode is on (docs/PROTOCOL.md §23). */
+/** The server, and its egress proxy when egress mode is on (docs/PROTOCOL.md §22). */
 export interface RunningServerWithEgress extends RunningServer {
   readonly egress: RunningEgress | undefined
 }
@@ -55,7 +55,7 @@ export const runServer = (
         )
       )
     }
-    // Egress mode (§23): its own listener on the same services, in the socket's directory.
+    // Egress mode (§22): its own listener on the same services, in the socket's directory.
     const egress =
       options.egress === undefined
         ? undefined

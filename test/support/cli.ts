@@ -119,7 +119,7 @@ export interface ReadyLine {
   readonly socket: string
   readonly pid: number
   readonly protocolVersion: number
-  /** Egress mode (§23): `http://127.0.0.1:PORT` or `unix:/abs/path.sock`. */
+  /** Egress mode (§22): `http://127.0.0.1:PORT` or `unix:/abs/path.sock`. */
   readonly egress?: string
 }
 

@@ -23,7 +23,7 @@ import { EGRESS_DEFAULTS, type EgressTuning } from "./egress-tuning.js"
 import { type InFlight, makeForwarder } from "./forward-request.js"
 import { makePhantomCheck } from "./phantom.js"
 
-/** What egress mode needs besides the server's services (docs/PROTOCOL.md §23). */
+/** What egress mode needs besides the server's services (docs/PROTOCOL.md §22). */
 export interface EgressSettings {
   readonly routes: ReadonlyArray<EgressRoute>
   readonly phantom: string

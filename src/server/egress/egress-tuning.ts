@@ -1,4 +1,4 @@
-/** The egress proxy's bounds (docs/PROTOCOL.md §23); tests may lower them. */
+/** The egress proxy's bounds (docs/PROTOCOL.md §22); tests may lower them. */
 export interface EgressTuning {
   /** A request body over this is refused (413). */
   readonly maxBodyBytes: number

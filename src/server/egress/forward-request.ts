@@ -1,6 +1,6 @@
 import type * as http from "node:http"
 import { performance } from "node:perf_hooks"
-import { pipeline } from "node:stream"
+import { Writable } from "node:stream"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type { Dispatcher } from "undici"
@@ -33,12 +33,28 @@ export interface ForwardContext {
   readonly inFlight: InFlight
 }
 
-/** The audit line of one request (PROTOCOL.md §23): names, sizes, status and time; never a value. */
+/** The audit line of one request (PROTOCOL.md §22): names, sizes, status and time; never a value. */
 interface Exchange {
   route: string
   path: string
   bytesIn: number
   bytesOut: number
+}
+
+/** Where a dropped answer's body goes. */
+const discard = () =>
+  new Writable({
+    write: (_chunk, _encoding, done) => done()
+  })
+
+/** The sandbox's response, counting the body bytes written to it for the audit line. */
+const counted = (res: http.ServerResponse, exchange: Exchange): http.ServerResponse => {
+  const write = res.write
+  res.write = ((chunk: Buffer, ...rest: Array<unknown>) => {
+    exchange.bytesOut += chunk.length
+    return Reflect.apply(write, res, [chunk, ...rest]) as boolean
+  }) as typeof res.write
+  return res
 }
 
 /** The longest path an audit line shows. */
@@ -71,16 +87,6 @@ export const makeForwarder = (ctx: ForwardContext) => {
     // A body left unread would be read as the next request: close the connection instead.
     if (!req.complete) res.setHeader("connection", "close")
     res.end(body)
-  }
-
-  const relay = (response: Dispatcher.ResponseData, res: http.ServerResponse, exchange: Exchange) => {
-    res.writeHead(response.statusCode, sandboxHeaders(response.headers))
-    response.body.on("data", (chunk: Buffer) => {
-      exchange.bytesOut += chunk.length
-    })
-    pipeline(response.body, res, (error) => {
-      if (error !== undefined && error !== null) res.destroy()
-    })
   }
 
   const failureOf = (error: unknown, body: BodyState): EgressError => {
@@ -126,6 +132,24 @@ export const makeForwarder = (ctx: ForwardContext) => {
       headersTimeout: tuning.idleTimeoutMs,
       bodyTimeout: tuning.idleTimeoutMs
     })
+    /**
+     * One attempt: undici writes the answer straight into the sandbox's response (`stream`, with
+     * backpressure). With `retryable`, a 401 is dropped instead, for one retry after a refresh.
+     */
+    const attempt = (value: string, payload: Buffer | AsyncIterable<Buffer> | null, retryable: boolean) => {
+      let dropped = false
+      return ctx.dispatcher
+        .stream(options(value, payload), ({ statusCode, headers }) => {
+          if (retryable && statusCode === 401 && body.complete && body.kept !== undefined) {
+            dropped = true
+            return discard()
+          }
+          exchange.bytesIn = body.bytes
+          res.writeHead(statusCode, sandboxHeaders(headers))
+          return counted(res, exchange)
+        })
+        .then(() => dropped)
+    }
     try {
       // A small body (the usual API call) is read whole and sent in one write; a larger one streams.
       const payload = !withBody
@@ -133,34 +157,20 @@ export const makeForwarder = (ctx: ForwardContext) => {
         : isSmallBody(req)
           ? await readSmallBody(req, body, credential.token !== undefined)
           : streamBody(req, body, tuning.maxBodyBytes, tuning.retryBodyBytes)
-      let response = await ctx.dispatcher.request(options(credential.value, payload))
-      exchange.bytesIn = body.bytes
-      // §23: an access token refused upstream gets one refresh and one retry, when the body was kept.
-      if (
-        response.statusCode === 401 &&
-        credential.token !== undefined &&
-        body.complete &&
-        body.kept !== undefined
-      ) {
-        await response.body.dump()
-        const renewed = await ctx.run(
-          Effect.either(ctx.credentials.renewAfterRefusal(route, credential.token))
-        )
-        if (Either.isLeft(renewed)) return refuse(req, res, renewed.left)
-        if (controller.signal.aborted) return
-        response = await ctx.dispatcher.request(
-          options(renewed.right.value, withBody ? Buffer.concat(body.kept) : null)
-        )
-      }
-      if (controller.signal.aborted) return response.body.destroy()
-      relay(response, res, exchange)
+      // §22: an access token refused upstream gets one refresh and one retry, when the body was kept.
+      const refused = await attempt(credential.value, payload, credential.token !== undefined)
+      if (!refused || credential.token === undefined || body.kept === undefined) return
+      const renewed = await ctx.run(Effect.either(ctx.credentials.renewAfterRefusal(route, credential.token)))
+      if (Either.isLeft(renewed)) return refuse(req, res, renewed.left)
+      if (controller.signal.aborted) return
+      await attempt(renewed.right.value, withBody ? Buffer.concat(body.kept) : null, false)
     } catch (error) {
       exchange.bytesIn = body.bytes
       if (!controller.signal.aborted) refuse(req, res, failureOf(error, body))
     }
   }
 
-  /** The checks before anything leaves the host, in their order (§23); the first that fails is the answer. */
+  /** The checks before anything leaves the host, in their order (§22); the first that fails is the answer. */
   const refusal = (
     req: http.IncomingMessage,
     target: Target,

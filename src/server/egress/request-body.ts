@@ -61,5 +61,9 @@ export const readSmallBody = (req: http.IncomingMessage, state: BodyState, keep:
 /** The declared length when it makes the body small enough to read whole. */
 export const isSmallBody = (req: http.IncomingMessage): boolean => {
   const length = req.headers["content-length"]
-  return length !== undefined && req.headers["transfer-encoding"] === undefined && Number(length) <= SMALL_BODY_BYTES
+  return (
+    length !== undefined &&
+    req.headers["transfer-encoding"] === undefined &&
+    Number(length) <= SMALL_BODY_BYTES
+  )
 }
