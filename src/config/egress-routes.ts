@@ -5,6 +5,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { errorCode } from "../errors/errors.js"
 import { UsageError } from "../errors/usage.js"
+import { HOP_BY_HOP_HEADERS } from "../protocol/hop-by-hop.js"
 import { DEFAULT_BUCKET, isValidName, NAME_RULE } from "../protocol/names.js"
 import { fieldIssueOf } from "../protocol/parse-issue.js"
 import type { TokenKey } from "../services/TokenStore.js"
@@ -58,20 +59,7 @@ const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/
 const ALLOW_ENTRY = /^([A-Z]{1,16}) (\/[^\s*?#]{0,1023})(\*?)$/
 /** Headers a route may not use for its credential: hop-by-hop ones and those the proxy sets itself. */
-const RESERVED_HEADERS = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-  "expect"
-])
+const RESERVED_HEADERS = new Set([...HOP_BY_HOP_HEADERS, "host", "content-length", "expect"])
 
 const RouteEntry = Schema.Struct({
   upstream: text("must be a URL string"),

@@ -1,17 +1,6 @@
 import type { EgressRoute } from "../../config/egress-routes.js"
+import { HOP_BY_HOP_HEADERS } from "../../protocol/hop-by-hop.js"
 
-/** Headers that belong to one connection, never forwarded either way (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade"
-])
 
 /** The names a `connection` header lists: hop-by-hop for this message too. */
 const listedIn = (connection: string | undefined): ReadonlySet<string> | undefined =>
@@ -39,7 +28,7 @@ export const upstreamHeaders = (
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase()
     const value = raw[i + 1]!
-    if (HOP_BY_HOP.has(name) || name === "host" || name === "expect" || name === route.header) continue
+    if (HOP_BY_HOP_HEADERS.has(name) || name === "host" || name === "expect" || name === route.header) continue
     if (listed?.has(name) === true || value.includes(phantom)) continue
     out.push(name, value)
   }
@@ -56,7 +45,7 @@ export const sandboxHeaders = (
   const out: Record<string, string | Array<string>> = {}
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || listed?.has(name) === true) continue
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || listed?.has(name) === true) continue
     out[name] = typeof value === "string" ? value : [...value]
   }
   return out
