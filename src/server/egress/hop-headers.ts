@@ -1,7 +1,6 @@
 import type { EgressRoute } from "../../config/egress-routes.js"
 import { HOP_BY_HOP_HEADERS } from "../../protocol/hop-by-hop.js"
 
-
 /** The names a `connection` header lists: hop-by-hop for this message too. */
 const listedIn = (connection: string | undefined): ReadonlySet<string> | undefined =>
   connection === undefined
@@ -28,7 +27,8 @@ export const upstreamHeaders = (
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase()
     const value = raw[i + 1]!
-    if (HOP_BY_HOP_HEADERS.has(name) || name === "host" || name === "expect" || name === route.header) continue
+    if (HOP_BY_HOP_HEADERS.has(name) || name === "host" || name === "expect" || name === route.header)
+      continue
     if (listed?.has(name) === true || value.includes(phantom)) continue
     out.push(name, value)
   }
