@@ -467,6 +467,13 @@ describe("egress: start-up checks", () => {
     const open = await serveWith({ routes: { a: route } }, [...phantom(), "--egress-listen", "0.0.0.0:8080"])
     expect(open.code).toBe(2)
     expect(open.stderr).toMatch(/--egress-listen "0.0.0.0:8080" is not a listener/)
+    const badCa = writeFile0600(
+      path.join(workspace.ws.root, "ca.pem"),
+      "-----BEGIN CERTIFICATE-----\nnot base64\n"
+    )
+    const ca = await serveWith({ routes: { a: route } }, [...phantom(), "--egress-ca", badCa])
+    expect(ca.code).toBe(2)
+    expect(ca.stderr).toMatch(/CA file .* holds no usable PEM certificate/)
     const stray = await runCli(["serve", "--data-dir", workspace.ws.dataDir, "--egress-listen", "unix"])
     expect(stray.code).toBe(2)
     expect(fs.existsSync(workspace.ws.socketDir)).toBe(false)

@@ -1,4 +1,6 @@
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import * as tls from "node:tls"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -55,10 +57,22 @@ const readCa = (file: string): Effect.Effect<string, UsageError> =>
       })
   }).pipe(
     Effect.filterOrFail(
-      (pem) => pem.includes("-----BEGIN CERTIFICATE-----"),
-      () => new UsageError({ reason: "EgressCa", subject: file, detail: "holds no PEM certificate" })
+      (pem) => pem.includes("-----BEGIN CERTIFICATE-----") && isUsableCa(pem),
+      () => new UsageError({ reason: "EgressCa", subject: file, detail: "holds no usable PEM certificate" })
     )
   )
+
+/** Whether the PEM's certificates parse and TLS takes them (checked here: a bad file is exit 2, not a crash later). */
+const isUsableCa = (pem: string): boolean => {
+  try {
+    const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
+    for (const block of blocks) new crypto.X509Certificate(block)
+    tls.createSecureContext({ ca: pem })
+    return blocks.length > 0
+  } catch {
+    return false
+  }
+}
 
 /**
  * The egress settings of the flags, checked before anything starts (exit 2
