@@ -12,12 +12,13 @@ import type { Credential, EgressCredentials } from "./egress-credentials.js"
 import type { EgressTuning } from "./egress-tuning.js"
 import { sandboxHeaders, upstreamHeaders } from "./hop-headers.js"
 import { type BodyState, hasBody, isSmallBody, readSmallBody, streamBody } from "./request-body.js"
+import { UpstreamAbort } from "./upstream-abort.js"
 
 /** The requests in flight, so a stop can abort them, and whether the proxy stops. */
 export interface InFlight {
   count: number
   stopping: boolean
-  readonly controllers: Set<AbortController>
+  readonly controllers: Set<UpstreamAbort>
 }
 
 export interface ForwardContext {
@@ -108,7 +109,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
     credential: Credential,
     req: http.IncomingMessage,
     res: http.ServerResponse,
-    controller: AbortController,
+    controller: UpstreamAbort,
     exchange: Exchange
   ) => {
     const withBody = hasBody(req)
@@ -128,7 +129,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
       headers: upstreamHeaders(req.rawHeaders, route, value, ctx.phantom),
       // undici takes an async iterable as a body (and pulls it, so backpressure holds); its types lag.
       body: payload as Exclude<Dispatcher.RequestOptions["body"], undefined>,
-      signal: controller.signal,
+      signal: controller,
       headersTimeout: tuning.idleTimeoutMs,
       bodyTimeout: tuning.idleTimeoutMs
     })
@@ -162,11 +163,11 @@ export const makeForwarder = (ctx: ForwardContext) => {
       if (!refused || credential.token === undefined || body.kept === undefined) return
       const renewed = await ctx.run(Effect.either(ctx.credentials.renewAfterRefusal(route, credential.token)))
       if (Either.isLeft(renewed)) return refuse(req, res, renewed.left)
-      if (controller.signal.aborted) return
+      if (controller.aborted) return
       await attempt(renewed.right.value, withBody ? Buffer.concat(body.kept) : null, false)
     } catch (error) {
       exchange.bytesIn = body.bytes
-      if (!controller.signal.aborted) refuse(req, res, failureOf(error, body))
+      if (!controller.aborted) refuse(req, res, failureOf(error, body))
     }
   }
 
@@ -191,7 +192,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
   /** Counts the request in flight until its connection is done with it, then writes its audit line. */
   const track = (req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange) => {
     const started = performance.now()
-    const controller = new AbortController()
+    const controller = new UpstreamAbort()
     inFlight.count++
     inFlight.controllers.add(controller)
     res.once("close", () => {
@@ -237,7 +238,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
     }
     ctx.run(Effect.either(lookup)).then(
       (found) => {
-        if (controller.signal.aborted) return
+        if (controller.aborted) return
         if (Either.isLeft(found)) refuse(req, res, found.left)
         else void send(route, path, found.right, req, res, controller, exchange)
       },
