@@ -13,6 +13,7 @@ import os from "node:os"
 import path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
+import { measureEgress, printEgress } from "./egress.mjs"
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const BIN = path.join(ROOT, "bin", "credproxy.mjs")
@@ -58,7 +59,9 @@ const parseOptions = (argv) => {
     spawns: 10,
     idleConnections: 1000,
     compare: undefined,
-    store: "file"
+    store: "file",
+    egress: true,
+    egressOnly: false
   }
   const numeric = {
     "--repeats": "repeats",
@@ -89,13 +92,17 @@ const parseOptions = (argv) => {
       options.compare = path.resolve(dir)
     } else if (arg === "--status-watch") {
       options.statusWatch = true
+    } else if (arg === "--egress-only") {
+      options.egressOnly = true
+    } else if (arg === "--no-egress") {
+      options.egress = false
     } else if (arg === "--store") {
       options.store = argv[++i]
       if (options.store !== "file" && options.store !== "keyring")
         throw new Error("--store takes file or keyring")
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR] [--store keyring] [--status-watch]\n"
+        "usage: npm run bench -- [--quick] [--repeats N] [--duration S] [--warmup S] [--spawns N] [--idle-connections N] [--cases 1x1,8x1,...] [--ops get_token,get_api_key] [--compare DIR] [--store keyring] [--status-watch] [--egress-only | --no-egress]\n"
       )
       process.exit(0)
     } else if (numeric[arg]) {
@@ -846,8 +853,23 @@ const printReport = (report) => {
 // ---------------------------------------------------------------------------
 // Main
 
+/** The egress case alone (`--egress-only`): see bench/egress.mjs. */
+const egressOnly = async (options) => {
+  if (!existsSync(DIST_CLI)) execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" })
+  const egress = await measureEgress({ bin: BIN, ...options, log })
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  const file = path.join(RESULTS_DIR, `egress-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
+  writeFileSync(
+    file,
+    `${JSON.stringify({ node: process.version, cores: os.cpus().length, loadavg: os.loadavg(), options, egress }, null, 2)}\n`
+  )
+  printEgress(egress)
+  process.stdout.write(`results: ${file}\n`)
+}
+
 const main = async () => {
   const options = parseOptions(process.argv.slice(2))
+  if (options.egressOnly) return egressOnly(options)
   if (options.compare) {
     COMPARE_DIR = options.compare
     SERVERS = ["baseline", "credproxy", "before"]
@@ -898,6 +920,9 @@ const main = async () => {
   )
   const throughput = await measureThroughput(env, options, warnings)
   const summary = summarize(throughput.runs)
+  if (options.egress)
+    log(`bench: egress (${options.repeats} repeat(s), interleaved with a plain Node reverse proxy)`)
+  const egress = options.egress ? await measureEgress({ bin: BIN, ...options, log }) : undefined
 
   // Noise guard and oddities
   meta.loadavgAfter = os.loadavg()
@@ -947,9 +972,10 @@ const main = async () => {
 
   mkdirSync(RESULTS_DIR, { recursive: true })
   const file = path.join(RESULTS_DIR, `${meta.startedAt.replace(/[:.]/g, "-")}.json`)
-  const report = { meta, summary, startup, memory, throughput, warnings, file }
+  const report = { meta, summary, startup, memory, throughput, egress, warnings, file }
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
   printReport(report)
+  if (egress !== undefined) printEgress(egress)
 }
 
 main().then(

@@ -36,6 +36,9 @@ await build({
   }
 })
 
+// `credproxy forward` (a byte pipe inside containers) on its own: node built-ins only, no server code.
+await build({ ...common, entryPoints: { forward: "src/forward/main.ts" } })
+
 await build({
   ...common,
   entryPoints: { index: "src/index.ts", client: "src/client.ts" },

@@ -104,6 +104,10 @@ describe("help, piped (PROTOCOL.md §13)", () => {
       "[--providers FILE]",
       "[--restrict]",
       "[--confirm]",
+      "[--egress FILE]",
+      "[--egress-listen ADDR]",
+      "[--egress-phantom-file FILE]",
+      "[--egress-ca FILE]",
       "[-L, --log-level error|warn|info|debug|trace]",
       "[--log-format pretty|json]"
     ])

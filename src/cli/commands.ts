@@ -2,6 +2,7 @@ import * as Command from "@effect/cli/Command"
 import { approveCommand } from "./approve-command.js"
 import { doctorCommand } from "./doctor-command.js"
 import { execCommand } from "./exec-command.js"
+import { forwardCommand } from "./forward-command.js"
 import { entry } from "./help/command-tree.js"
 import { keyCommand, listKeysCommand, removeKeyCommand, setCommand } from "./key-command.js"
 import { loginCommand } from "./login-command.js"
@@ -25,6 +26,7 @@ export const root = Command.make(PROGRAM).pipe(
     serveCommand,
     execCommand,
     loginCommand,
+    forwardCommand,
     tokenCommand,
     keyCommand,
     providersCommand,
@@ -41,6 +43,7 @@ export const commandTree = entry("", root, [
   entry("serve", serveCommand),
   entry("exec", execCommand),
   entry("login", loginCommand),
+  entry("forward", forwardCommand),
   entry("token", tokenCommand, [
     entry("token import", importCommand),
     entry("token show", showCommand),

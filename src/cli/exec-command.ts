@@ -10,7 +10,11 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { readCapabilityTokenFile } from "../config/capability-token-file.js"
 import { UsageError } from "../errors/usage.js"
-import type { RunningServer } from "../server/serve.js"
+import { DEFAULT_FORWARD_PORT } from "../forward/targets.js"
+import type { EgressSettings } from "../server/egress/egress-server.js"
+import type { RunningServerWithEgress } from "../server/run-server.js"
+import { egressVariables } from "./egress-env.js"
+import { resolveEgress } from "./egress-options.js"
 import { ExitWith } from "./exit-status.js"
 import { serveOptions, withServer } from "./serve-command.js"
 import { forwardSignalsTo } from "./signals.js"
@@ -52,12 +56,19 @@ const statusOf = (code: number | null, signal: NodeJS.Signals | null): number =>
 
 const runChild = (
   command: ReadonlyArray<string>,
-  server: RunningServer,
-  capabilityToken: string | undefined
+  server: RunningServerWithEgress,
+  capabilityToken: string | undefined,
+  egress: EgressSettings | undefined
 ) =>
   Effect.gen(function* () {
     const [file, ...args] = command as [string, ...Array<string>]
-    const env: NodeJS.ProcessEnv = { ...process.env, LLXPRT_CREDENTIAL_SOCKET: server.socketPath }
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...(egress === undefined || server.egress === undefined
+        ? {}
+        : egressVariables(egress, server.egress.url)),
+      LLXPRT_CREDENTIAL_SOCKET: server.socketPath
+    }
     delete env.LLXPRT_CAPABILITY_FD
     if (capabilityToken !== undefined) env.LLXPRT_CAPABILITY_FD = String(CAPABILITY_FD)
     yield* Effect.logInfo("running command with the credential proxy").pipe(
@@ -97,10 +108,22 @@ const awaitExit = (child: ChildProcess, file: string) =>
   })
 
 /** `--print-env`: what to hand a container started by hand (stdout), then serve until stopped. */
-const printEnvironment = (server: RunningServer, capabilityToken: string | undefined) =>
+const printEnvironment = (
+  server: RunningServerWithEgress,
+  capabilityToken: string | undefined,
+  egress: EgressSettings | undefined
+) =>
   Effect.gen(function* () {
     const dir = path.dirname(server.socketPath)
     const lines = [`LLXPRT_CREDENTIAL_SOCKET=${server.socketPath}`]
+    // Egress on the Unix socket: inside the container, `credproxy forward` makes it a loopback port.
+    const listener = server.egress
+    const forwarded = listener?.socketPath !== undefined
+    if (egress !== undefined && listener !== undefined) {
+      const base = forwarded ? `http://127.0.0.1:${DEFAULT_FORWARD_PORT}` : listener.url
+      for (const [name, value] of Object.entries(egressVariables(egress, base)))
+        lines.push(`${name}=${value}`)
+    }
     if (capabilityToken !== undefined) {
       const tokenFile = path.join(dir, `llxprt-cred-${process.pid}.token`)
       yield* Effect.acquireRelease(
@@ -114,6 +137,11 @@ const printEnvironment = (server: RunningServer, capabilityToken: string | undef
     const envFlags = lines.map((line) => `-e ${line.split("=")[0]}`).join(" ")
     lines.push(`# docker run -v ${dir}:${dir} ${envFlags} --user "$(id -u):$(id -g)" IMAGE ...`)
     lines.push(`# podman run -v ${dir}:${dir} ${envFlags} --userns=keep-id IMAGE ...`)
+    if (forwarded) {
+      lines.push(
+        `# inside the container, before the agent: credproxy forward --listen 127.0.0.1:${DEFAULT_FORWARD_PORT} --to ${listener?.url} &`
+      )
+    }
     process.stdout.write(`${lines.join("\n")}\n`)
     return yield* Effect.never
   })
@@ -135,13 +163,20 @@ export const execCommand = Command.make("exec", execOptions, (flags) =>
       : Option.isSome(flags.capabilityTokenFile)
         ? yield* readCapabilityTokenFile(flags.capabilityTokenFile.value)
         : undefined
+    // Egress mode (§23): a phantom of this run; a loopback port for a command on the host, the
+    // Unix socket for a container (--print-env), unless --egress-listen says otherwise.
+    const egress = yield* resolveEgress(flags, {
+      listen: flags.printEnv ? { kind: "unix" } : { kind: "tcp", host: "127.0.0.1", port: 0 },
+      phantom: crypto.randomBytes(32).toString("hex")
+    })
     return yield* withServer(
       flags,
       (server) =>
         flags.printEnv
-          ? printEnvironment(server, capabilityToken)
-          : runChild(flags.command, server, capabilityToken),
-      capabilityToken
+          ? printEnvironment(server, capabilityToken, egress)
+          : runChild(flags.command, server, capabilityToken, egress),
+      capabilityToken,
+      egress
     )
   })
 ).pipe(

@@ -7,10 +7,13 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { readCapabilityTokenFile } from "../config/capability-token-file.js"
 import { PROTOCOL_VERSIONS } from "../protocol/limits.js"
+import type { EgressSettings } from "../server/egress/egress-server.js"
+import type { RunningServerWithEgress } from "../server/run-server.js"
 import { runServer } from "../server/run-server.js"
 import { DEFAULT_RATE_LIMIT, defaults as serverDefaults } from "../server/ServerConfig.js"
 import type { RunningServer } from "../server/serve.js"
 import type { ServeOptions } from "../server/server-layer.js"
+import { egressOptions, resolveEgress } from "./egress-options.js"
 import * as shared from "./options.js"
 import { providersFile } from "./options.js"
 
@@ -69,6 +72,7 @@ export const serveOptions = {
       "confirm on first use: each credential's first use by each sandbox waits for `credproxy approve` (60 s)"
     )
   ),
+  ...egressOptions,
   logLevel: shared.logLevel,
   logFormat: shared.logFormat
 }
@@ -96,11 +100,13 @@ export const toServeOptions = (flags: ServeFlags, capabilityToken: string | unde
  */
 export const withServer = <A, E, R>(
   flags: ServeFlags,
-  use: (server: RunningServer) => Effect.Effect<A, E, R>,
-  capabilityToken?: string
+  use: (server: RunningServerWithEgress) => Effect.Effect<A, E, R>,
+  capabilityToken?: string,
+  egress?: EgressSettings
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
+      const egressSettings = egress ?? (yield* resolveEgress(flags, { listen: { kind: "unix" } }))
       const token =
         capabilityToken ??
         (Option.isSome(flags.capabilityTokenFile)
@@ -108,6 +114,7 @@ export const withServer = <A, E, R>(
           : undefined)
       const server = yield* runServer({
         ...toServeOptions(flags, token),
+        egress: egressSettings,
         logLevel: flags.logLevel,
         logFormat: flags.logFormat
       })
@@ -116,8 +123,14 @@ export const withServer = <A, E, R>(
     })
   )
 
-const readyLine = (socketPath: string): string =>
-  `${JSON.stringify({ event: "listening", socket: socketPath, pid: process.pid, protocolVersion: PROTOCOL_VERSIONS.max })}\n`
+const readyLine = (server: RunningServerWithEgress): string =>
+  `${JSON.stringify({
+    event: "listening",
+    socket: server.socketPath,
+    pid: process.pid,
+    protocolVersion: PROTOCOL_VERSIONS.max,
+    ...(server.egress === undefined ? {} : { egress: server.egress.url })
+  })}\n`
 
 /** `kill -USR1 <pid>` logs the counters (connections, rejections, requests by op and outcome) on stderr. */
 const logStatusOnSignal = (server: RunningServer) =>
@@ -138,9 +151,9 @@ const logStatusOnSignal = (server: RunningServer) =>
   })
 
 export const serveCommand = Command.make("serve", serveOptions, (flags) =>
-  withServer(flags, ({ socketPath }) =>
+  withServer(flags, (server) =>
     Effect.zipRight(
-      Effect.sync(() => process.stdout.write(readyLine(socketPath))),
+      Effect.sync(() => process.stdout.write(readyLine(server))),
       Effect.never
     )
   )

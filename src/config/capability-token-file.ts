@@ -35,18 +35,25 @@ const check = (file: string): string | { readonly token: string } => {
  * 2) that names the file and never quotes its content.
  */
 export const readCapabilityTokenFile = (file: string): Effect.Effect<string, UsageError> =>
+  readSecretFile(file, "CapabilityTokenFile")
+
+/** The same rules for any secret kept in a file of its own (the egress phantom, §23). */
+export const readSecretFile = (
+  file: string,
+  reason: "CapabilityTokenFile" | "PhantomFile"
+): Effect.Effect<string, UsageError> =>
   Effect.try({
     try: () => check(file),
     catch: (cause) =>
       new UsageError({
-        reason: "CapabilityTokenFile",
+        reason,
         subject: file,
         detail: `cannot be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`
       })
   }).pipe(
     Effect.flatMap((result) =>
       typeof result === "string"
-        ? Effect.fail(new UsageError({ reason: "CapabilityTokenFile", subject: file, detail: result }))
+        ? Effect.fail(new UsageError({ reason, subject: file, detail: result }))
         : Effect.succeed(result.token)
     )
   )

@@ -30,7 +30,14 @@ export const UsageReason = Schema.Literal(
   "NotACode",
   "NoCodePasted",
   "SessionTimeout",
-  "LoginProvider"
+  "LoginProvider",
+  "EgressFile",
+  "PhantomFile",
+  "NoPhantom",
+  "EgressListen",
+  "EgressCa",
+  "EgressOnly",
+  "ForwardTarget"
 )
 export type UsageReason = typeof UsageReason.Type
 
@@ -125,6 +132,34 @@ const USAGE_MESSAGES: Record<UsageReason, (subject: string, detail: string) => E
   SameStore: (subject, kind) => ({
     what: `${subject} are both ${kind}`,
     fix: "name two different stores"
+  }),
+  EgressFile: (file, problem) => ({
+    what: `egress routes file ${file}: ${problem}`,
+    fix: "correct the file (each route needs upstream, credential and header; see 'credproxy serve --help')"
+  }),
+  PhantomFile: (file, problem) => ({
+    what: `phantom file ${file} ${problem}`,
+    fix: "give a regular file of yours, mode 0600, holding the phantom as text"
+  }),
+  NoPhantom: (subject) => ({
+    what: "egress mode needs a phantom and none was given",
+    fix: `give ${subject} FILE (a 0600 file holding a random secret), or use credproxy exec --egress, which makes one`
+  }),
+  EgressListen: (subject, value) => ({
+    what: `${subject} ${JSON.stringify(value)} is not a listener`,
+    fix: `give ${subject} 127.0.0.1:PORT (a loopback address; port 0 = any free) or unix`
+  }),
+  EgressCa: (file, problem) => ({
+    what: `CA file ${file} ${problem}`,
+    fix: "give a readable PEM file holding one or more certificates"
+  }),
+  EgressOnly: (subject) => ({
+    what: `${subject} means nothing without --egress`,
+    fix: `add --egress FILE, or drop ${subject}`
+  }),
+  ForwardTarget: (subject, value) => ({
+    what: `${subject} ${JSON.stringify(value)} is not usable`,
+    fix: "give --listen 127.0.0.1:PORT (or another address of the container) and --to unix:/abs/path.sock"
   }),
   MissingAnswer: (subject) => ({
     what: `no answer after ${subject}`,

@@ -1,12 +1,19 @@
+import * as path from "node:path"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { checkDataDir } from "../layers/file-store/data-dir-check.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
+import { type EgressSettings, type RunningEgress, startEgress } from "./egress/egress-server.js"
 import { recordRun } from "./run-record.js"
-import { serve } from "./serve.js"
+import { type RunningServer, serve } from "./serve.js"
 import { type ServeOptions, type ServerParts, serverLayer } from "./server-layer.js"
+
+/** The server, and its egress proxy when egress mode is on (docs/PROTOCOL.md §23). */
+export interface RunningServerWithEgress extends RunningServer {
+  readonly egress: RunningEgress | undefined
+}
 
 export interface LoggingOptions {
   readonly logLevel?: StderrLogger.LogLevelName | undefined
@@ -21,7 +28,10 @@ export interface LoggingOptions {
  * in the data directory while it runs. The Layers are built into
  * the caller's scope, so they live exactly as long as the server does.
  */
-export const runServer = (options: ServeOptions & LoggingOptions, parts: ServerParts = {}) =>
+export const runServer = (
+  options: ServeOptions & LoggingOptions & { readonly egress?: EgressSettings | undefined },
+  parts: ServerParts = {}
+) =>
   Effect.gen(function* () {
     // Before anything in the data directory is read (the providers file and the stores are loaded
     // together): a refused one is `DataDirRefused` (§22), whichever part would have met it first.
@@ -45,7 +55,13 @@ export const runServer = (options: ServeOptions & LoggingOptions, parts: ServerP
         )
       )
     }
-    return server
+    // Egress mode (§23): its own listener on the same services, in the socket's directory.
+    const egress =
+      options.egress === undefined
+        ? undefined
+        : yield* Effect.provide(startEgress(options.egress, path.dirname(server.socketPath)), context)
+    const running: RunningServerWithEgress = { ...server, egress }
+    return running
   }).pipe(
     Effect.provide(
       StderrLogger.layer({ level: options.logLevel ?? "info", format: options.logFormat ?? "pretty" })

@@ -181,6 +181,8 @@ export interface ReadyLine {
   readonly socket: string
   readonly pid: number
   readonly protocolVersion: number
+  /** Egress mode (§23): `http://127.0.0.1:PORT` or `unix:/abs/path.sock`. */
+  readonly egress?: string
 }
 
 export interface ServeProcess {

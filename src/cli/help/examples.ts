@@ -17,8 +17,8 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [comment: 
       "credproxy serve --allow anthropic --allow gemini --allow-key openai"
     ],
     [
-      "a socket directory to mount into containers; connections may only read what they name",
-      "credproxy serve --socket-dir /tmp/llxprt-sock --restrict --allow anthropic"
+      "egress mode: the sandbox sends a phantom, the real keys and tokens stay here",
+      "credproxy serve --egress routes.json --egress-phantom-file phantom.txt"
     ]
   ],
   exec: [
@@ -36,6 +36,12 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<readonly [comment: 
     [
       "log in to a second account, pasting the code the provider shows",
       "credproxy login gemini --bucket work --flow pkce_redirect"
+    ]
+  ],
+  forward: [
+    [
+      "inside a container: the egress socket mounted at /run/cp, reached on 127.0.0.1:8787",
+      "credproxy forward --listen 127.0.0.1:8787 --to unix:/run/cp/llxprt-egress-1234-0a1b2c3d.sock"
     ]
   ],
   token: [
