@@ -1,7 +1,7 @@
 import * as Schema from "effect/Schema"
 import { MAX_STORED_TOKEN_BYTES } from "../protocol/limits.js"
 import { LoginErrorCode } from "../protocol/login.js"
-import { OAuthErrorCode, ProviderCallFields } from "./errors.js"
+import { OAuthErrorCode, ProviderCallFields } from "./provider-call.js"
 
 /**
  * The failures of an OAuth login (PROTOCOL.md §17). Like every error here

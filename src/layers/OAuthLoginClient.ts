@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as oauth from "oauth4webapi"
-import type { ProviderCallIssue } from "../errors/errors.js"
+import type { ProviderCallIssue } from "../errors/provider-call.js"
 import {
   type AuthorizationSecrets,
   LoginClient,

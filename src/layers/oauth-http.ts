@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi"
-import { errorCode, oauthErrorCode, type ProviderCallIssue } from "../errors/errors.js"
+import { errorCode } from "../errors/errors.js"
+import { oauthErrorCode, type ProviderCallIssue } from "../errors/provider-call.js"
 import { isLoopbackHttp } from "../services/OAuthProviders.js"
 
 /**

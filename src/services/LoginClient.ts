@@ -1,6 +1,6 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
-import type { ProviderCallIssue } from "../errors/errors.js"
+import type { ProviderCallIssue } from "../errors/provider-call.js"
 import type { OAuthProvider } from "./OAuthProviders.js"
 import type { RefreshedToken } from "./TokenRefresher.js"
 

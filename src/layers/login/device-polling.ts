@@ -1,9 +1,9 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type { ProviderCallIssue } from "../../errors/errors.js"
-import { describeProviderCall } from "../../errors/errors.js"
 import type { ExchangeFailed } from "../../errors/login-errors.js"
+import type { ProviderCallIssue } from "../../errors/provider-call.js"
+import { describeProviderCall } from "../../errors/provider-call.js"
 import type { OAuthToken } from "../../protocol/token.js"
 import {
   type LoginOutcome,
