@@ -250,11 +250,11 @@ describe("credproxy doctor: each broken set-up fails with its fix (exit 1, withi
     const sandbox = await doctor([], { env: { LLXPRT_CREDENTIAL_SOCKET: server.socketPath } })
     expectFail(sandbox, "connect", /ECONNREFUSED\): no proxy listens there/, /start the proxy again/)
     expect(sandbox.lines.find((l) => l.check === "handshake")?.status).toBe("skip")
-    // On the host, its run record says a server of this data directory is gone.
+    // On the host, its admin socket, left behind, says a server of this data directory is gone.
     const onHost = await doctor(host())
     expect(onHost.lines.find((l) => l.check === "servers")).toMatchObject({
       status: "warn",
-      detail: expect.stringMatching(new RegExp(`pid ${server.pid} .* is gone`))
+      detail: expect.stringMatching(new RegExp(`pid ${server.pid} is gone without removing its admin socket`))
     })
   })
 
@@ -354,34 +354,55 @@ const freePort = async (): Promise<number> => {
   return port
 }
 
-describe("run records: how doctor knows the servers of a data directory", () => {
-  const records = () => {
-    const dir = path.join(workspace.ws.dataDir, "servers")
+describe("doctor knows the servers of a data directory by their admin sockets", () => {
+  const adminSockets = () => {
+    const dir = path.join(workspace.ws.dataDir, "run")
     return fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []
   }
 
-  it("a server records itself (0600, pid and socket) while it runs and removes the record when it stops", async () => {
+  it("a running server answers on its admin socket and its sandbox socket; a stopped one leaves nothing", async () => {
     const server = await startServe(host())
-    const name = path.basename(server.socketPath).replace(/\.sock$/, ".json")
-    expect(records()).toEqual([name])
-    const file = path.join(workspace.ws.dataDir, "servers", name)
-    expect(fs.statSync(file).mode & 0o777).toBe(0o600)
-    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toMatchObject({
-      pid: server.pid,
-      socket: server.socketPath,
-      protocolVersion: 2
+    expect(adminSockets()).toEqual([`admin-${server.pid}.sock`])
+    const run = await doctor(host())
+    expect(run.lines.find((l) => l.check === "servers")).toMatchObject({
+      status: "ok",
+      detail: expect.stringContaining(`pid ${server.pid} answers on ${server.socketPath}`)
     })
     expect(await server.stop()).toEqual({ code: 0, signal: null })
-    expect(records()).toEqual([])
+    expect(adminSockets()).toEqual([])
+    const none = await doctor(host())
+    expect(none.lines.find((l) => l.check === "servers")).toMatchObject({ status: "ok" })
   })
 
-  it("a killed server's record stays until the next server on the data directory removes it", async () => {
+  it("a killed server's admin socket stays until the next server on the data directory removes it", async () => {
     const killed = await startServe(host())
     killed.child.kill("SIGKILL")
     await killed.exited
-    const stale = path.basename(killed.socketPath).replace(/\.sock$/, ".json")
-    expect(records()).toEqual([stale])
+    expect(adminSockets()).toEqual([`admin-${killed.pid}.sock`])
     const next = await startServe(host())
-    expect(records()).toEqual([path.basename(next.socketPath).replace(/\.sock$/, ".json")])
+    expect(adminSockets()).toEqual([`admin-${next.pid}.sock`])
+  })
+
+  it("an admin socket that does not answer: a failure naming the pid, within the check's bound", async () => {
+    // A process of ours that runs (this test's) but whose socket no server answers on.
+    const dir = path.join(workspace.ws.dataDir, "run")
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    // It reads (so it sees the client go) and never answers.
+    const mute = net.createServer((connection) => connection.resume())
+    const socket = path.join(dir, `admin-${process.pid}.sock`)
+    await new Promise<void>((resolve) => mute.listen(socket, resolve))
+    try {
+      const run = await doctor(host())
+      expect(run.elapsedMs).toBeLessThan(10_000)
+      expect(run.lines.find((l) => l.check === "servers")).toMatchObject({
+        status: "fail",
+        detail: expect.stringMatching(
+          new RegExp(`pid ${process.pid} runs but its admin socket .* does not answer`)
+        ),
+        fix: `stop it (kill ${process.pid}) and start the proxy again`
+      })
+    } finally {
+      await new Promise<void>((resolve) => mute.close(() => resolve()))
+    }
   })
 })

@@ -1,12 +1,9 @@
 import * as path from "node:path"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
-import * as Scope from "effect/Scope"
 import { checkDataDir } from "../layers/file-store/data-dir-check.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
 import { type EgressSettings, type RunningEgress, startEgress } from "./egress/egress-server.js"
-import { recordRun } from "./run-record.js"
 import { type RunningServer, serve } from "./serve.js"
 import { type ServeOptions, type ServerParts, serverLayer } from "./server-layer.js"
 
@@ -24,9 +21,8 @@ export interface LoggingOptions {
  * The server from options, logging to stderr: what `credproxy serve`,
  * `credproxy exec` and `startCredentialProxy` run. The data directory is
  * checked first (it may hold only the providers file when the host program
- * brings its own stores). On the file store, the server leaves a run record
- * in the data directory while it runs. The Layers are built into
- * the caller's scope, so they live exactly as long as the server does.
+ * brings its own stores). The Layers are built into the caller's scope, so
+ * they live exactly as long as the server does.
  */
 export const runServer = (
   options: ServeOptions & LoggingOptions & { readonly egress?: EgressSettings | undefined },
@@ -38,23 +34,7 @@ export const runServer = (
     yield* checkDataDir(options.dataDir, { create: false })
     const layer = yield* serverLayer(options, parts)
     const context = yield* Layer.build(layer)
-    // The record's own scope, made before the server's finalizers: it is removed after the
-    // server stopped, so a stop stays as quick as it was until the socket is gone.
-    const recordScope = yield* Effect.flatMap(Effect.scope, (scope) =>
-      Scope.fork(scope, ExecutionStrategy.sequential)
-    )
     const server = yield* Effect.provide(serve, context)
-    // On the file store, the data directory says which servers use it (`credproxy doctor`).
-    if (parts.stores === undefined) {
-      yield* recordRun(options.dataDir, server.socketPath).pipe(
-        Scope.extend(recordScope),
-        Effect.catchAll((error) =>
-          Effect.logWarning("cannot record the server in the data directory").pipe(
-            Effect.annotateLogs({ error: error.message })
-          )
-        )
-      )
-    }
     // Egress mode (§23): its own listener on the same services, in the socket's directory.
     const egress =
       options.egress === undefined

@@ -15,10 +15,9 @@ import { ensureDirAsync } from "./atomic-file.js"
 
 /**
  * The data directory's own directories: each is checked by every command,
- * whichever it uses (`servers` holds the run records of running servers,
- * `run` their admin sockets).
+ * whichever it uses (`run` holds the admin sockets of running servers).
  */
-export const STORE_DIRS = ["tokens", "keys", "keyring-locks", "servers", "run"] as const
+export const STORE_DIRS = ["tokens", "keys", "keyring-locks", "run"] as const
 export type StoreDirName = (typeof STORE_DIRS)[number]
 
 const uid = (): number | undefined => process.getuid?.()
