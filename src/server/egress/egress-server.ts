@@ -18,6 +18,7 @@ import { KeyStorage } from "../../services/KeyStorage.js"
 import { RefreshCoordinator } from "../../services/RefreshCoordinator.js"
 import { TokenStore } from "../../services/TokenStore.js"
 import { socketPathProblem } from "../socket-path.js"
+import { CountingResponse } from "./counting-response.js"
 import { makeEgressCredentials } from "./egress-credentials.js"
 import { EGRESS_DEFAULTS, type EgressTuning } from "./egress-tuning.js"
 import { type InFlight, makeForwarder } from "./forward-request.js"
@@ -137,7 +138,7 @@ export const startEgress = (
       run,
       inFlight
     })
-    const server = http.createServer({ keepAlive: true }, forward)
+    const server = http.createServer({ keepAlive: true, ServerResponse: CountingResponse }, forward)
     server.maxConnections = tuning.maxConnections
     const running = yield* Effect.acquireRelease(listenOn(server, settings.listen, socketDir), (running) =>
       Effect.sync(() => {

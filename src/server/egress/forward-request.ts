@@ -8,6 +8,7 @@ import type { EgressRoute } from "../../config/egress-routes.js"
 import { type EgressError, EgressRefused, egressAnswerBody, toEgressAnswer } from "../../errors/egress.js"
 import type { AuditLogShape } from "../../services/AuditLog.js"
 import { isAllowed, isAmbiguousPath } from "./allow-rules.js"
+import type { CountingResponse } from "./counting-response.js"
 import type { Credential, EgressCredentials } from "./egress-credentials.js"
 import type { EgressTuning } from "./egress-tuning.js"
 import { sandboxHeaders, upstreamHeaders } from "./hop-headers.js"
@@ -39,7 +40,6 @@ interface Exchange {
   route: string
   path: string
   bytesIn: number
-  bytesOut: number
 }
 
 /** Where a dropped answer's body goes. */
@@ -47,16 +47,6 @@ const discard = () =>
   new Writable({
     write: (_chunk, _encoding, done) => done()
   })
-
-/** The sandbox's response, counting the body bytes written to it for the audit line. */
-const counted = (res: http.ServerResponse, exchange: Exchange): http.ServerResponse => {
-  const write = res.write
-  res.write = ((chunk: Buffer, ...rest: Array<unknown>) => {
-    exchange.bytesOut += chunk.length
-    return Reflect.apply(write, res, [chunk, ...rest]) as boolean
-  }) as typeof res.write
-  return res
-}
 
 /** The longest path an audit line shows. */
 const MAX_LOGGED_PATH = 256
@@ -74,7 +64,7 @@ const single = (value: string | Array<string> | undefined): string | undefined =
 export const makeForwarder = (ctx: ForwardContext) => {
   const { tuning, inFlight } = ctx
 
-  const refuse = (req: http.IncomingMessage, res: http.ServerResponse, error: EgressError) => {
+  const refuse = (req: http.IncomingMessage, res: CountingResponse, error: EgressError) => {
     if (res.headersSent || res.destroyed) {
       res.destroy()
       return
@@ -108,7 +98,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
     target: string,
     credential: Credential,
     req: http.IncomingMessage,
-    res: http.ServerResponse,
+    res: CountingResponse,
     controller: UpstreamAbort,
     exchange: Exchange
   ) => {
@@ -147,7 +137,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
           }
           exchange.bytesIn = body.bytes
           res.writeHead(statusCode, sandboxHeaders(headers))
-          return counted(res, exchange)
+          return res
         })
         .then(() => dropped)
     }
@@ -190,7 +180,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
   }
 
   /** Counts the request in flight until its connection is done with it, then writes its audit line. */
-  const track = (req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange) => {
+  const track = (req: http.IncomingMessage, res: CountingResponse, exchange: Exchange) => {
     const started = performance.now()
     const controller = new UpstreamAbort()
     inFlight.count++
@@ -207,21 +197,20 @@ export const makeForwarder = (ctx: ForwardContext) => {
         status: res.statusCode,
         complete: res.writableFinished,
         bytesIn: exchange.bytesIn,
-        bytesOut: exchange.bytesOut,
+        bytesOut: res.bodyBytes,
         ms: Math.round(performance.now() - started)
       })
     })
     return controller
   }
 
-  return (req: http.IncomingMessage, res: http.ServerResponse) => {
+  return (req: http.IncomingMessage, res: CountingResponse) => {
     const target = parseTarget(req.url ?? "")
     const route = ctx.routes.get(target.routeName)
     const exchange: Exchange = {
       route: route === undefined ? "-" : route.name,
       path: (route === undefined ? target.pathPart : target.rest).slice(0, MAX_LOGGED_PATH),
-      bytesIn: 0,
-      bytesOut: 0
+      bytesIn: 0
     }
     const controller = track(req, res, exchange)
     const refused = refusal(req, target, route)
