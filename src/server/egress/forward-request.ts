@@ -12,6 +12,7 @@ import type { CountingResponse } from "./counting-response.js"
 import type { Credential, EgressCredentials } from "./egress-credentials.js"
 import type { EgressTuning } from "./egress-tuning.js"
 import { sandboxHeaders, upstreamHeaders } from "./hop-headers.js"
+import type { InFlightAborts } from "./in-flight-aborts.js"
 import { type BodyState, hasBody, isSmallBody, readSmallBody, streamBody } from "./request-body.js"
 import { UpstreamAbort } from "./upstream-abort.js"
 
@@ -19,7 +20,7 @@ import { UpstreamAbort } from "./upstream-abort.js"
 export interface InFlight {
   count: number
   stopping: boolean
-  readonly controllers: Set<UpstreamAbort>
+  readonly controllers: InFlightAborts
 }
 
 export interface ForwardContext {

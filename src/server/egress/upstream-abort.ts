@@ -11,6 +11,8 @@ type Listener = () => void
  */
 export class UpstreamAbort {
   aborted = false
+  /** Where `InFlightAborts` holds it; -1 when it does not. */
+  slot = -1
   private listeners: Array<Listener> | undefined = undefined
 
   on(_event: "abort", listener: Listener): this {
