@@ -575,9 +575,12 @@ describe("egress: the log", () => {
       method: "POST",
       path: "/v1/messages",
       status: 200,
-      bytesIn: 14
+      bytesIn: 14,
+      bytesOut: Buffer.byteLength(sent[0]!.body)
     })
+    expect(audit[0]!.bytesOut).toBeGreaterThan(0)
     expect(audit[1]).toMatchObject({ route: "openai", path: "/v1/chat", status: 200 })
-    expect(audit[2]).toMatchObject({ route: "anthropic", path: "/v1/models", status: 401 })
+    // A refusal's body is the proxy's own, not the upstream's: no bytes out.
+    expect(audit[2]).toMatchObject({ route: "anthropic", path: "/v1/models", status: 401, bytesOut: 0 })
   })
 })

@@ -18,9 +18,11 @@ import { KeyStorage } from "../../services/KeyStorage.js"
 import { RefreshCoordinator } from "../../services/RefreshCoordinator.js"
 import { TokenStore } from "../../services/TokenStore.js"
 import { socketPathProblem } from "../socket-path.js"
+import { CountingResponse } from "./counting-response.js"
 import { makeEgressCredentials } from "./egress-credentials.js"
 import { EGRESS_DEFAULTS, type EgressTuning } from "./egress-tuning.js"
 import { type InFlight, makeForwarder } from "./forward-request.js"
+import { InFlightAborts } from "./in-flight-aborts.js"
 import { makePhantomCheck } from "./phantom.js"
 
 /** What egress mode needs besides the server's services (docs/PROTOCOL.md §23). */
@@ -125,7 +127,7 @@ export const startEgress = (
       (agent) => Effect.promise(() => agent.destroy().catch(() => undefined))
     )
     const run = yield* FiberSet.makeRuntimePromise<never>()
-    const inFlight: InFlight = { count: 0, stopping: false, controllers: new Set() }
+    const inFlight: InFlight = { count: 0, stopping: false, controllers: new InFlightAborts() }
     const forward = makeForwarder({
       routes: new Map(settings.routes.map((route) => [route.name, route])),
       phantom: settings.phantom,
@@ -137,13 +139,13 @@ export const startEgress = (
       run,
       inFlight
     })
-    const server = http.createServer({ keepAlive: true }, forward)
+    const server = http.createServer({ keepAlive: true, ServerResponse: CountingResponse }, forward)
     server.maxConnections = tuning.maxConnections
     const running = yield* Effect.acquireRelease(listenOn(server, settings.listen, socketDir), (running) =>
       Effect.sync(() => {
         inFlight.stopping = true
         server.close()
-        for (const controller of inFlight.controllers) controller.abort()
+        inFlight.controllers.abortAll()
         server.closeAllConnections()
         if (running.socketPath !== undefined) fs.rmSync(running.socketPath, { force: true })
       })

@@ -8,9 +8,11 @@ import type { EgressRoute } from "../../config/egress-routes.js"
 import { type EgressError, EgressRefused, egressAnswerBody, toEgressAnswer } from "../../errors/egress.js"
 import type { AuditLogShape } from "../../services/AuditLog.js"
 import { isAllowed, isAmbiguousPath } from "./allow-rules.js"
+import type { CountingResponse } from "./counting-response.js"
 import type { Credential, EgressCredentials } from "./egress-credentials.js"
 import type { EgressTuning } from "./egress-tuning.js"
 import { sandboxHeaders, upstreamHeaders } from "./hop-headers.js"
+import type { InFlightAborts } from "./in-flight-aborts.js"
 import { type BodyState, hasBody, isSmallBody, readSmallBody, streamBody } from "./request-body.js"
 import { UpstreamAbort } from "./upstream-abort.js"
 
@@ -18,7 +20,7 @@ import { UpstreamAbort } from "./upstream-abort.js"
 export interface InFlight {
   count: number
   stopping: boolean
-  readonly controllers: Set<UpstreamAbort>
+  readonly controllers: InFlightAborts
 }
 
 export interface ForwardContext {
@@ -39,7 +41,6 @@ interface Exchange {
   route: string
   path: string
   bytesIn: number
-  bytesOut: number
 }
 
 /** Where a dropped answer's body goes. */
@@ -47,16 +48,6 @@ const discard = () =>
   new Writable({
     write: (_chunk, _encoding, done) => done()
   })
-
-/** The sandbox's response, counting the body bytes written to it for the audit line. */
-const counted = (res: http.ServerResponse, exchange: Exchange): http.ServerResponse => {
-  const write = res.write
-  res.write = ((chunk: Buffer, ...rest: Array<unknown>) => {
-    exchange.bytesOut += chunk.length
-    return Reflect.apply(write, res, [chunk, ...rest]) as boolean
-  }) as typeof res.write
-  return res
-}
 
 /** The longest path an audit line shows. */
 const MAX_LOGGED_PATH = 256
@@ -74,7 +65,7 @@ const single = (value: string | Array<string> | undefined): string | undefined =
 export const makeForwarder = (ctx: ForwardContext) => {
   const { tuning, inFlight } = ctx
 
-  const refuse = (req: http.IncomingMessage, res: http.ServerResponse, error: EgressError) => {
+  const refuse = (req: http.IncomingMessage, res: CountingResponse, error: EgressError) => {
     if (res.headersSent || res.destroyed) {
       res.destroy()
       return
@@ -108,7 +99,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
     target: string,
     credential: Credential,
     req: http.IncomingMessage,
-    res: http.ServerResponse,
+    res: CountingResponse,
     controller: UpstreamAbort,
     exchange: Exchange
   ) => {
@@ -147,7 +138,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
           }
           exchange.bytesIn = body.bytes
           res.writeHead(statusCode, sandboxHeaders(headers))
-          return counted(res, exchange)
+          return res
         })
         .then(() => dropped)
     }
@@ -190,7 +181,7 @@ export const makeForwarder = (ctx: ForwardContext) => {
   }
 
   /** Counts the request in flight until its connection is done with it, then writes its audit line. */
-  const track = (req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange) => {
+  const track = (req: http.IncomingMessage, res: CountingResponse, exchange: Exchange) => {
     const started = performance.now()
     const controller = new UpstreamAbort()
     inFlight.count++
@@ -207,21 +198,20 @@ export const makeForwarder = (ctx: ForwardContext) => {
         status: res.statusCode,
         complete: res.writableFinished,
         bytesIn: exchange.bytesIn,
-        bytesOut: exchange.bytesOut,
+        bytesOut: res.bodyBytes,
         ms: Math.round(performance.now() - started)
       })
     })
     return controller
   }
 
-  return (req: http.IncomingMessage, res: http.ServerResponse) => {
+  return (req: http.IncomingMessage, res: CountingResponse) => {
     const target = parseTarget(req.url ?? "")
     const route = ctx.routes.get(target.routeName)
     const exchange: Exchange = {
       route: route === undefined ? "-" : route.name,
       path: (route === undefined ? target.pathPart : target.rest).slice(0, MAX_LOGGED_PATH),
-      bytesIn: 0,
-      bytesOut: 0
+      bytesIn: 0
     }
     const controller = track(req, res, exchange)
     const refused = refusal(req, target, route)
