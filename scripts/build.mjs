@@ -28,8 +28,9 @@ const common = {
 await build({
   ...common,
   entryPoints: { cli: "src/cli/main.ts" },
-  // koffi carries native binaries resolved at run time; it stays a real dependency.
-  external: ["koffi"],
+  // koffi carries native binaries resolved at run time; it stays a real dependency. undici (1.3 MB)
+  // is loaded from node_modules only in egress mode, so a server without it does not parse it.
+  external: ["koffi", "undici"],
   // CommonJS dependencies (proper-lockfile) call require() for Node built-ins.
   banner: {
     js: 'import { createRequire as __credproxyRequire } from "node:module"; const require = __credproxyRequire(import.meta.url);'

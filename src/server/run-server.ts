@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { checkDataDir } from "../layers/file-store/data-dir-check.js"
 import * as StderrLogger from "../layers/StderrLogger.js"
-import { type EgressSettings, type RunningEgress, startEgress } from "./egress/egress-server.js"
+import type { EgressSettings, RunningEgress } from "./egress/egress-server.js"
 import { type RunningServer, serve } from "./serve.js"
 import { type ServeOptions, type ServerParts, serverLayer } from "./server-layer.js"
 
@@ -36,10 +36,18 @@ export const runServer = (
     const context = yield* Layer.build(layer)
     const server = yield* Effect.provide(serve, context)
     // Egress mode (§23): its own listener on the same services, in the socket's directory.
+    const settings = options.egress
     const egress =
-      options.egress === undefined
+      settings === undefined
         ? undefined
-        : yield* Effect.provide(startEgress(options.egress, path.dirname(server.socketPath)), context)
+        : yield* Effect.provide(
+            // Loaded only in egress mode (with its HTTP client, undici): a server without it stays smaller.
+            Effect.flatMap(
+              Effect.promise(() => import("./egress/egress-server.js")),
+              ({ startEgress }) => startEgress(settings, path.dirname(server.socketPath))
+            ),
+            context
+          )
     const running: RunningServerWithEgress = { ...server, egress }
     return running
   }).pipe(

@@ -7,7 +7,6 @@ import * as tls from "node:tls"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import type * as Scope from "effect/Scope"
-import { Agent } from "undici"
 import type { EgressListen } from "../../config/egress-listen.js"
 import type { EgressRoute } from "../../config/egress-routes.js"
 import { errorCode } from "../../errors/errors.js"
@@ -109,6 +108,8 @@ export const startEgress = (
       refresh: yield* RefreshCoordinator,
       nowMs: () => clock.unsafeCurrentTimeMillis()
     })
+    // Loaded here, not at start-up: a server without egress mode never loads its HTTP client.
+    const { Agent } = yield* Effect.promise(() => import("undici"))
     const dispatcher = yield* Effect.acquireRelease(
       Effect.sync(
         () =>
