@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { runCli, spawnCli, startServe, useCliWorkspace } from "./support/cli.js"
-import { PHANTOM, sandboxRequest, writeFile0600 } from "./support/egress.js"
+import { egressServeArgs, PHANTOM, sandboxRequest, writeFile0600 } from "./support/egress.js"
 import { startUpstream, type Upstream } from "./support/https-upstream.js"
 import { poll } from "./support/until.js"
 
@@ -134,19 +134,7 @@ describe("exec --egress", () => {
 describe("credproxy forward", () => {
   it("the same request works through forward, from a loopback port to the egress Unix socket", async () => {
     const { upstream, routes } = await setUp()
-    const phantomFile = writeFile0600(path.join(workspace.ws.root, "phantom"), PHANTOM)
-    const server = await startServe([
-      "--data-dir",
-      workspace.ws.dataDir,
-      "--socket-dir",
-      workspace.ws.socketDir,
-      "--egress",
-      routes,
-      "--egress-phantom-file",
-      phantomFile,
-      "--egress-ca",
-      upstream.caFile
-    ])
+    const server = await startServe(egressServeArgs(workspace.ws, routes, upstream.caFile))
     const egress = server.ready.egress!
     expect(egress).toMatch(/^unix:\/.*llxprt-egress-\d+-[0-9a-f]{8}\.sock$/)
     expect(fs.statSync(egress.slice(5)).mode & 0o777).toBe(0o600)

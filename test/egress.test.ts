@@ -3,7 +3,15 @@ import * as http from "node:http"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { runCli, startServe, useCliWorkspace } from "./support/cli.js"
-import { codeOf, PHANTOM, sandboxRequest, startAuthServer, target, writeFile0600 } from "./support/egress.js"
+import {
+  codeOf,
+  egressServeArgs,
+  PHANTOM,
+  sandboxRequest,
+  startAuthServer,
+  target,
+  writeFile0600
+} from "./support/egress.js"
 import { startUpstream, type Upstream, type UpstreamHandler } from "./support/https-upstream.js"
 import { until } from "./support/until.js"
 
@@ -66,18 +74,9 @@ const setKey = async () => {
 }
 
 const serveEgress = async (upstream: Upstream, args: ReadonlyArray<string> = []) => {
-  const phantomFile = writeFile0600(path.join(workspace.ws.root, "phantom"), `${PHANTOM}\n`)
+  // The phantom file ends with a newline, as an editor leaves it: it is not part of the phantom.
   const server = await startServe([
-    "--data-dir",
-    workspace.ws.dataDir,
-    "--socket-dir",
-    workspace.ws.socketDir,
-    "--egress",
-    routesFile(upstream),
-    "--egress-phantom-file",
-    phantomFile,
-    "--egress-ca",
-    upstream.caFile,
+    ...egressServeArgs(workspace.ws, routesFile(upstream), upstream.caFile, `${PHANTOM}\n`),
     "--egress-listen",
     "127.0.0.1:0",
     ...args

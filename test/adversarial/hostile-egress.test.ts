@@ -2,7 +2,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { runCli, startServe, useCliWorkspace } from "../support/cli.js"
-import { PHANTOM, sandboxRequest, target, writeFile0600 } from "../support/egress.js"
+import { egressServeArgs, PHANTOM, sandboxRequest, target, writeFile0600 } from "../support/egress.js"
 import { startUpstream, type Upstream } from "../support/https-upstream.js"
 import { until } from "../support/until.js"
 
@@ -44,16 +44,7 @@ const start = async () => {
     (await runCli(["key", "set", "a", "--data-dir", workspace.ws.dataDir], { stdin: REAL_KEY })).code
   ).toBe(0)
   const server = await startServe([
-    "--data-dir",
-    workspace.ws.dataDir,
-    "--socket-dir",
-    workspace.ws.socketDir,
-    "--egress",
-    routes,
-    "--egress-phantom-file",
-    writeFile0600(path.join(workspace.ws.root, "phantom"), PHANTOM),
-    "--egress-ca",
-    upstream.caFile,
+    ...egressServeArgs(workspace.ws, routes, upstream.caFile),
     "--egress-listen",
     "127.0.0.1:0"
   ])

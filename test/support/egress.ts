@@ -16,6 +16,28 @@ export const writeFile0600 = (file: string, text: string): string => {
   return file
 }
 
+/**
+ * The `serve` arguments of egress mode on the test workspace: the routes file, the phantom
+ * (written to a 0600 file; the default has no newline), and the upstream's CA.
+ */
+export const egressServeArgs = (
+  ws: { readonly dataDir: string; readonly socketDir: string; readonly root: string },
+  routes: string,
+  caFile: string,
+  phantomText: string = PHANTOM
+): Array<string> => [
+  "--data-dir",
+  ws.dataDir,
+  "--socket-dir",
+  ws.socketDir,
+  "--egress",
+  routes,
+  "--egress-phantom-file",
+  writeFile0600(path.join(ws.root, "phantom"), phantomText),
+  "--egress-ca",
+  caFile
+]
+
 export interface SandboxAnswer {
   readonly status: number
   readonly headers: http.IncomingHttpHeaders
