@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { type AuthServer, authServer, authServerWith, REDIRECT_URI } from "./support/auth-server.js"
 import { killAllChildren } from "./support/cli.js"
-import { FrameClient, type Json } from "./support/frame-client.js"
-import { loginProvider, refreshesOnHost, storedToken } from "./support/login.js"
+import type { FrameClient, Json } from "./support/frame-client.js"
+import { call, connect, loginProvider, refreshesOnHost, storedToken } from "./support/login.js"
 import { portOpen } from "./support/loopback.js"
 import { startServer, type TestServer } from "./support/server.js"
 import { poll } from "./support/until.js"
@@ -20,14 +20,6 @@ import { poll } from "./support/until.js"
 afterEach(() => killAllChildren())
 
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
-
-const connect = (server: TestServer) =>
-  Effect.acquireRelease(
-    promise(() => FrameClient.open(server.socketPath, { minVersion: 1, maxVersion: 2 })),
-    (client) => Effect.sync(() => client.close())
-  )
-
-const call = (client: FrameClient, op: string, payload: Json) => promise(() => client.request(op, payload))
 
 /** Asks `oauth_poll` (at its own pace, real time) until the session is no longer pending. */
 const pollUntilDone = (client: FrameClient, sessionId: string) =>

@@ -5,10 +5,10 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import { type AuthServer, authServerWith, REDIRECT_URI } from "./support/auth-server.js"
-import { FrameClient, type Json } from "./support/frame-client.js"
-import { loginProvider } from "./support/login.js"
+import type { Json } from "./support/frame-client.js"
+import { call, connect, loginProvider } from "./support/login.js"
 import { portOpen } from "./support/loopback.js"
-import { startServer, type TestServer } from "./support/server.js"
+import { startServer } from "./support/server.js"
 import { awaitTimer } from "./support/test-clock.js"
 import { until } from "./support/until.js"
 
@@ -21,21 +21,6 @@ import { until } from "./support/until.js"
 
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 const MINUTE = 60_000
-
-/** A connection presenting `token` as its capability token (none: no token), closed with the test. */
-const connect = (server: TestServer, token?: string) =>
-  Effect.acquireRelease(
-    promise(() =>
-      FrameClient.open(server.socketPath, {
-        minVersion: 1,
-        maxVersion: 2,
-        ...(token === undefined ? {} : { capabilityToken: token })
-      })
-    ),
-    (client) => Effect.sync(() => client.close())
-  )
-
-const call = (client: FrameClient, op: string, payload: Json) => promise(() => client.request(op, payload))
 
 const serverWith = (auth: AuthServer, flow: "device_code" | "pkce_redirect" | "browser_redirect") =>
   startServer({

@@ -4,10 +4,9 @@ import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
 import type { OAuthProvider } from "../../src/services/OAuthProviders.js"
 import { authServerWith, REDIRECT_URI } from "../support/auth-server.js"
-import { FrameClient, type Json } from "../support/frame-client.js"
-import { loginProvider, storedToken } from "../support/login.js"
+import { call, connect, loginProvider, storedToken } from "../support/login.js"
 import { closedPort, silentServer } from "../support/loopback.js"
-import { startServer, type TestServer } from "../support/server.js"
+import { startServer } from "../support/server.js"
 import { awaitTimer } from "../support/test-clock.js"
 import { poll, until } from "../support/until.js"
 
@@ -20,20 +19,6 @@ import { poll, until } from "../support/until.js"
  */
 
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
-
-const connect = (server: TestServer, token?: string) =>
-  Effect.acquireRelease(
-    promise(() =>
-      FrameClient.open(server.socketPath, {
-        minVersion: 1,
-        maxVersion: 2,
-        ...(token === undefined ? {} : { capabilityToken: token })
-      })
-    ),
-    (client) => Effect.sync(() => client.close())
-  )
-
-const call = (client: FrameClient, op: string, payload: Json) => promise(() => client.request(op, payload))
 
 /** A provider whose every endpoint is `base` (nothing is discovered). */
 const at = (name: string, base: string, login: OAuthProvider["login"] = {}): OAuthProvider => ({

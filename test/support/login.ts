@@ -8,8 +8,27 @@ import type { LoginSettings, OAuthProvider } from "../../src/services/OAuthProvi
 import type { TokenStoreShape } from "../../src/services/TokenStore.js"
 import type { AuthServer } from "./auth-server.js"
 import { runCli } from "./cli.js"
+import { FrameClient, type Json } from "./frame-client.js"
+import type { TestServer } from "./server.js"
 
 /** Helpers of the login tests (PROTOCOL.md §17) against the test authorization server. */
+
+/** A version-2 connection presenting `token` as its capability token (none: no token), closed with the scope. */
+export const connect = (server: TestServer, token?: string) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      FrameClient.open(server.socketPath, {
+        minVersion: 1,
+        maxVersion: 2,
+        ...(token === undefined ? {} : { capabilityToken: token })
+      })
+    ),
+    (client) => Effect.sync(() => client.close())
+  )
+
+/** One request on `client`, its answer as the client got it. */
+export const call = (client: FrameClient, op: string, payload: Json) =>
+  Effect.promise(() => client.request(op, payload))
 
 export const LOGIN_SCOPES = ["openid", "offline_access"]
 
