@@ -16,9 +16,9 @@ import { requireName } from "./names.js"
 import * as shared from "./options.js"
 import { providersFile } from "./options.js"
 
-const optionalPath = (name: string, placeholder: string, description: string) =>
+const optionalPath = (name: string, pseudoName: string, description: string) =>
   Options.text(name).pipe(
-    Options.withPseudoName(placeholder),
+    Options.withPseudoName(pseudoName),
     Options.withDescription(description),
     Options.optional,
     Options.map(Option.getOrUndefined)

@@ -61,8 +61,8 @@ export const logFormat = Options.choice("log-format", ["pretty", "json"] as Read
  * `--NAME N`: a whole number of 0 or more. Parsed here rather than with
  * `Options.integer`, whose message does not name the option.
  */
-export const wholeNumber = (name: string, placeholder: string) =>
-  Options.text(name).pipe(Options.withPseudoName(placeholder), Options.mapEffect(parseWholeNumber(name)))
+export const wholeNumber = (name: string, pseudoName: string) =>
+  Options.text(name).pipe(Options.withPseudoName(pseudoName), Options.mapEffect(parseWholeNumber(name)))
 
 /** The value of `--NAME` as a whole number of 0 or more; anything else is a message naming the option. */
 export const parseWholeNumber =

@@ -5,7 +5,7 @@ import type { ConnectionRequests } from "./connection-requests.js"
 import type { ServerConfigShape } from "./ServerConfig.js"
 import type { PauseReason } from "./ServerStatus.js"
 
-/** Why an open connection handles no more frames for now. */
+/** Why an open connection stops handling frames until that reason clears. */
 export type Hold = PauseReason | "yielding"
 
 /**
