@@ -188,23 +188,25 @@ describe("protocol version 2 (§20)", () => {
     })
   )
 
+  /** A `save_token` of `provider` that the host's store holds up, then cancelled (and the cancel accepted). */
+  const cancelledSave = (provider: string, value: string) =>
+    Effect.gen(function* () {
+      const host = blockingHost()
+      const server = yield* hostServer(host.store)
+      const client = yield* open(server.socketPath, V2)
+      client.send({ v: 2, id: "save", op: "save_token", payload: { provider, token: token(value) } })
+      yield* Effect.promise(() =>
+        until(() => host.waiting.count === 1, { what: "the host store to be called" })
+      )
+      expect((yield* request(client, "cancel", { targetId: "save" })).data).toEqual({ cancelled: true })
+      return { host, server, client }
+    })
+
   it.scoped(
     "a cancelled save that already reached the store still completes; only its answer is CANCELLED",
     () =>
       Effect.gen(function* () {
-        const host = blockingHost()
-        const server = yield* hostServer(host.store)
-        const client = yield* open(server.socketPath, V2)
-        client.send({
-          v: 2,
-          id: "save",
-          op: "save_token",
-          payload: { provider: "slow-write", token: token("kept") }
-        })
-        yield* Effect.promise(() =>
-          until(() => host.waiting.count === 1, { what: "the host store to be called" })
-        )
-        expect((yield* request(client, "cancel", { targetId: "save" })).data).toEqual({ cancelled: true })
+        const { host, server, client } = yield* cancelledSave("slow-write", "kept")
         expect((yield* answerTo(client, "save")).code).toBe("CANCELLED")
         host.release()
         yield* Effect.promise(() =>
@@ -220,19 +222,7 @@ describe("protocol version 2 (§20)", () => {
 
   it.scoped("a cancelled save still reading the store is stopped before it writes", () =>
     Effect.gen(function* () {
-      const host = blockingHost()
-      const server = yield* hostServer(host.store)
-      const client = yield* open(server.socketPath, V2)
-      client.send({
-        v: 2,
-        id: "save",
-        op: "save_token",
-        payload: { provider: "slow-read", token: token("lost") }
-      })
-      yield* Effect.promise(() =>
-        until(() => host.waiting.count === 1, { what: "the host store to be called" })
-      )
-      expect((yield* request(client, "cancel", { targetId: "save" })).data).toEqual({ cancelled: true })
+      const { host, server, client } = yield* cancelledSave("slow-read", "lost")
       expect(server.status().requestsInFlight).toBe(0)
       host.release()
       yield* Effect.promise(() => until(() => host.waiting.count === 0, { what: "the host's read to end" }))
