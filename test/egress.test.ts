@@ -254,27 +254,35 @@ describe("egress: streaming both ways", () => {
   })
 })
 
+/** A POST to the messages route whose body the test writes itself; `status` is the answer's. */
+const openPost = (egress: string, headers: Readonly<Record<string, string>>) => {
+  let req!: http.ClientRequest
+  const status = new Promise<number>((resolve, reject) => {
+    req = http.request(
+      {
+        ...target(egress),
+        method: "POST",
+        path: "/anthropic/v1/messages",
+        headers: { "x-api-key": PHANTOM, ...headers }
+      },
+      (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      }
+    )
+    req.on("error", reject)
+  })
+  return { req, status }
+}
+
 describe("egress: limits", () => {
   it("a body over 32 MiB is 413, by its length before anything is sent", async () => {
     const upstream = await upstreamOf(echo)
     await setKey()
     const { egress } = await serveEgress(upstream)
-    const answer = await new Promise<number>((resolve, reject) => {
-      const req = http.request(
-        {
-          ...target(egress),
-          method: "POST",
-          path: "/anthropic/v1/messages",
-          headers: { "x-api-key": PHANTOM, "content-length": String(33 * 1024 * 1024) }
-        },
-        (res) => {
-          res.resume()
-          resolve(res.statusCode ?? 0)
-        }
-      )
-      req.on("error", reject)
-      req.write("x")
-    })
+    const { req, status } = openPost(egress, { "content-length": String(33 * 1024 * 1024) })
+    req.write("x")
+    const answer = await status
     expect(answer).toBe(413)
     expect(upstream.started()).toBe(0)
   })
@@ -283,32 +291,18 @@ describe("egress: limits", () => {
     const upstream = await upstreamOf(echo)
     await setKey()
     const { egress } = await serveEgress(upstream)
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request(
-        {
-          ...target(egress),
-          method: "POST",
-          path: "/anthropic/v1/messages",
-          headers: { "x-api-key": PHANTOM }
-        },
-        (res) => {
-          res.resume()
-          resolve(res.statusCode ?? 0)
-        }
-      )
-      req.on("error", reject)
-      const chunk = Buffer.alloc(1024 * 1024, "b")
-      let sent = 0
-      const more = () => {
-        while (sent < 40) {
-          sent++
-          if (!req.write(chunk)) return void req.once("drain", more)
-        }
-        req.end()
+    const { req, status } = openPost(egress, {})
+    const chunk = Buffer.alloc(1024 * 1024, "b")
+    let sent = 0
+    const more = () => {
+      while (sent < 40) {
+        sent++
+        if (!req.write(chunk)) return void req.once("drain", more)
       }
-      more()
-    })
-    expect(status).toBe(413)
+      req.end()
+    }
+    more()
+    expect(await status).toBe(413)
     expect(upstream.received).toHaveLength(0)
   })
 
