@@ -31,8 +31,8 @@ export interface RunningAdmin {
   readonly socket: string
 }
 
-/** The admin sockets of the servers running on `dataDir` (`{dataDir}/run/admin-{pid}.sock`), by pid. */
-export const runningServers = (dataDir: string): Array<RunningAdmin> => {
+/** Every admin socket in `{dataDir}/run` (`admin-{pid}.sock`), its server running or not, by pid. */
+export const adminSockets = (dataDir: string): Array<RunningAdmin> => {
   const dir = path.join(dataDir, "run")
   let names: Array<string>
   try {
@@ -44,10 +44,14 @@ export const runningServers = (dataDir: string): Array<RunningAdmin> => {
     .flatMap((name) => {
       const match = adminSocketName.exec(name)
       const pid = match === null ? Number.NaN : Number(match[1])
-      return Number.isInteger(pid) && isRunning(pid) ? [{ pid, socket: path.join(dir, name) }] : []
+      return Number.isInteger(pid) ? [{ pid, socket: path.join(dir, name) }] : []
     })
     .sort((a, b) => a.pid - b.pid)
 }
+
+/** The admin sockets of the servers running on `dataDir`, by pid. */
+export const runningServers = (dataDir: string): Array<RunningAdmin> =>
+  adminSockets(dataDir).filter((server) => isRunning(server.pid))
 
 export type AdminCall = <Op extends AdminOperation>(
   op: Op,

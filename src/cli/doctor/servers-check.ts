@@ -1,12 +1,9 @@
-import * as fs from "node:fs"
-import * as path from "node:path"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { adminSocketName } from "../../server/admin/admin-server.js"
 import { AdminStatusData } from "../../server/admin/admin-status.js"
 import { isRunning } from "../../server/socket-path.js"
-import { openAdmin } from "../admin-client.js"
+import { adminSockets, openAdmin } from "../admin-client.js"
 import { BUDGET, type Check, type Finding, fail, ok, warn } from "./check.js"
 import { connect } from "./socket-probe.js"
 
@@ -65,22 +62,12 @@ export const serversCheck: Check = {
   name: NAME,
   run: ({ dataDir }) =>
     Effect.gen(function* () {
-      const dir = path.join(dataDir, "run")
-      let names: Array<string>
-      try {
-        names = fs.readdirSync(dir)
-      } catch {
-        names = []
-      }
-      const admins = names.flatMap((name) => {
-        const match = adminSocketName.exec(name)
-        return match === null ? [] : [{ pid: Number(match[1]), socket: path.join(dir, name) }]
-      })
+      const admins = adminSockets(dataDir)
       if (admins.length === 0) {
         return [ok(NAME, "none runs on this data directory (credproxy serve or exec starts one)")]
       }
       return yield* Effect.forEach(
-        admins.sort((a, b) => a.pid - b.pid).slice(0, MAX_SERVERS),
+        admins.slice(0, MAX_SERVERS),
         ({ pid, socket }): Effect.Effect<Finding> =>
           isRunning(pid)
             ? runningServer(pid, socket)
